@@ -1,0 +1,42 @@
+# lit_gen — every target sets up .venv first (offline-friendly: torch/torchvision come from pip's local cache).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-dev
+BSTAMP := $(VENV)/.installed-bench
+
+.PHONY: install demo test test-all lint bench bench-full clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+$(BSTAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[dev,bench]'
+	@touch $(BSTAMP)
+
+install: $(STAMP)  ## create .venv and install lit_gen with its dev tools
+
+demo: $(STAMP)  ## train the default toy 2D diffusion model on CPU, print SW1 vs the floor, write plots
+	$(BIN)/lit-gen fit --config configs/diffusion/toy2d.yaml --test_after_fit true
+
+test: $(STAMP)  ## the default test suite (< 10 min on 2 cores)
+	$(BIN)/python -m pytest -q
+
+test-all: $(STAMP)  ## every test, the slow ones and the notebooks included
+	$(BIN)/python -m pytest -q -m "" --durations=15
+	@if ls notebooks/*.ipynb >/dev/null 2>&1; then $(BIN)/python -m pytest -q --nbmake notebooks; fi
+
+lint: $(STAMP)
+	$(BIN)/ruff check lit_gen tests benchmarks
+
+bench: $(BSTAMP)  ## quick benchmarks (minutes) -> BENCHMARKS.md
+	$(BIN)/python -m benchmarks.run --quick
+
+bench-full: $(BSTAMP)  ## full benchmarks (under an hour on 2 cores) -> BENCHMARKS.md
+	$(BIN)/python -m benchmarks.run
+
+clean:
+	rm -rf runs lightning_logs .pytest_cache

@@ -1,0 +1,251 @@
+"""Base data modules: the interface every lit_gen datamodule offers, and in-memory batching by index.
+
+Batches are plain float32 tensors of shape ``(B, *data_shape)`` without labels, so every model,
+metric and callback can treat a batch as "points from the data distribution".
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+from lightning.pytorch import LightningDataModule
+from torch import Tensor
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
+
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+
+
+def identity_collate(batch: Tensor) -> Tensor:
+    """Collate function for datasets whose ``__getitems__`` already returns a stacked batch.
+
+    Module-level (not a lambda) so that DataLoaders stay picklable for spawned workers and DDP.
+    """
+    return batch
+
+
+def derive_seed(seed: int, *keys: int) -> int:
+    """An independent 63-bit seed for stream ``keys`` of a run seeded with ``seed``.
+
+    ``numpy.random.SeedSequence`` hashes the entropy, so streams (e.g. train/val/test draws)
+    are statistically independent and never collide the way ``seed + k`` schemes do.
+    """
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__} ({seed!r})")
+    entropy = [seed % 2**63, *keys]
+    return int(np.random.SeedSequence(entropy).generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
+
+
+def check_positive_int(value: Any, name: str) -> int:
+    """Return ``value`` if it is a positive int, else raise a TypeError/ValueError naming ``name``."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a positive int, got {type(value).__name__} ({value!r})")
+    if value <= 0:
+        raise ValueError(f"{name} must be a positive int, got {value}")
+    return value
+
+
+def split_sizes(n: int, val_fraction: float, test_fraction: float, what: str = "the data") -> dict[str, int]:
+    """Sizes of a train/val/test split of ``n`` items; each requested (non-zero) split gets >= 1 item.
+
+    Raises ValueError when a fraction is outside [0, 1), when they sum to >= 1, or when ``n`` is too
+    small to give every requested split at least one item.
+    """
+    for name, f in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if not isinstance(f, (int, float)) or isinstance(f, bool) or not 0.0 <= f < 1.0:
+            raise ValueError(f"{name} must be a number in [0, 1), got {f!r}")
+    if val_fraction + test_fraction >= 1.0:
+        raise ValueError(
+            f"val_fraction + test_fraction must be < 1 so that some training data remain, "
+            f"got {val_fraction} + {test_fraction}"
+        )
+    n_val = math.ceil(n * val_fraction) if val_fraction > 0 else 0
+    n_test = math.ceil(n * test_fraction) if test_fraction > 0 else 0
+    n_train = n - n_val - n_test
+    if n_train < 1:
+        needed = 1 + (val_fraction > 0) + (test_fraction > 0)
+        raise ValueError(
+            f"{what} has N={n} rows, too few for val_fraction={val_fraction} and "
+            f"test_fraction={test_fraction} (train would get {n_train} rows); provide at least {needed} "
+            f"rows or lower the fractions"
+        )
+    return {"train": n_train, "val": n_val, "test": n_test}
+
+
+def random_split_tensor(
+    x: Tensor, val_fraction: float, test_fraction: float, seed: int, what: str = "the data"
+) -> dict[str, Tensor]:
+    """Seeded random train/val/test split of the rows of ``x`` (same seed, same split)."""
+    sizes = split_sizes(len(x), val_fraction, test_fraction, what)
+    g = torch.Generator().manual_seed(derive_seed(seed, 0xD5))
+    perm = torch.randperm(len(x), generator=g)
+    out, start = {}, 0
+    for split in SPLITS:
+        out[split] = x[perm[start : start + sizes[split]]].contiguous()
+        start += sizes[split]
+    return out
+
+
+class TensorIndexDataset(Dataset):
+    """A map-style dataset over the rows of one tensor that serves whole batches by fancy indexing.
+
+    PyTorch's fetcher calls ``__getitems__(indices)`` when a dataset defines it, so one indexing
+    operation replaces ``B`` item lookups plus a stack (DESIGN: ~1.3x vs ~1.7x loop overhead).
+    """
+
+    def __init__(self, data: Tensor) -> None:
+        self.data = data
+
+    def __len__(self) -> int:
+        return self.data.shape[0]
+
+    def __getitem__(self, index: int) -> Tensor:
+        return self.data[index]
+
+    def __getitems__(self, indices: list[int] | Tensor) -> Tensor:
+        return self.data[torch.as_tensor(indices, dtype=torch.long)]
+
+
+class IndexBatchSampler(BatchSampler):
+    """A ``BatchSampler`` that yields each batch of indices as one LongTensor slice of the epoch's order.
+
+    The epoch order is drawn in one call (``randperm`` for a ``RandomSampler`` without replacement,
+    ``arange`` for a ``SequentialSampler``, ``list(sampler)`` for anything else, e.g. the
+    ``DistributedSampler`` that Lightning injects under DDP), instead of one Python int per sample:
+    2-3x less loader overhead than a plain ``BatchSampler`` (~130-190 vs ~460 µs per 2D batch of 256).
+    It must be a *subclass*: Lightning re-creates a plain ``BatchSampler`` under DDP as a per-sample
+    loader (batch size lost), but re-instantiates subclasses with the distributed sampler inside.
+    """
+
+    def __iter__(self) -> Iterator[Tensor]:  # type: ignore[override]
+        sampler = self.sampler
+        if type(sampler) is RandomSampler and not sampler.replacement and (
+            sampler.num_samples == len(sampler.data_source)  # type: ignore[arg-type]
+        ):
+            order = torch.randperm(sampler.num_samples, generator=sampler.generator)
+        elif type(sampler) is SequentialSampler:
+            order = torch.arange(len(sampler.data_source))  # type: ignore[arg-type]
+        else:
+            order = torch.as_tensor(list(sampler), dtype=torch.long)
+        n = len(order)
+        stop = n - n % self.batch_size if self.drop_last else n
+        for start in range(0, stop, self.batch_size):
+            yield order[start : start + self.batch_size]
+
+
+class GenerativeDataModule(LightningDataModule, ABC):
+    """Interface of every lit_gen datamodule.
+
+    ``data_shape`` is known right after ``__init__`` (the CLI links it to the model at instantiation),
+    batches are float32 tensors ``(B, *data_shape)`` without labels, and ``bounds()`` gives the
+    per-feature box of the training data used to initialise MCMC chains.
+    """
+
+    @property
+    @abstractmethod
+    def data_shape(self) -> tuple[int, ...]:
+        """Shape of one data point, e.g. ``(2,)`` for 2D toys or ``(C, H, W)`` for images."""
+
+    @abstractmethod
+    def bounds(self) -> tuple[Tensor, Tensor]:
+        """Per-feature ``(low, high)`` tensors of shape ``data_shape`` (images: -1 and 1). May run setup."""
+
+    @property
+    def data_dim(self) -> int:
+        """Number of scalar features per data point, ``prod(data_shape)``."""
+        return math.prod(self.data_shape)
+
+    @property
+    def data_range(self) -> tuple[float, float]:
+        """Scalar ``(min, max)`` over all features of the training data (images: ``(-1.0, 1.0)``)."""
+        low, high = self.bounds()
+        return float(low.min()), float(high.max())
+
+
+class InMemoryDataModule(GenerativeDataModule):
+    """Data held as three float32 tensors (train/val/test) and batched by index.
+
+    Subclasses implement :meth:`load_splits`. The train loader draws full batches in a seeded random
+    order (``drop_last=True``); val/test loaders go through every point in order. Batches are served
+    by index (:class:`IndexBatchSampler` + ``TensorIndexDataset.__getitems__``), and Lightning can
+    swap a ``DistributedSampler`` into the batch sampler under DDP.
+    """
+
+    def __init__(self, batch_size: int = 256, seed: int = 0) -> None:
+        super().__init__()
+        self.batch_size = check_positive_int(batch_size, "batch_size")
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise TypeError(f"seed must be an int, got {type(seed).__name__} ({seed!r})")
+        self.seed = seed
+        self._splits: dict[str, Tensor] | None = None
+        self._train_generator: torch.Generator | None = None
+
+    @abstractmethod
+    def load_splits(self) -> dict[str, Tensor]:
+        """Return ``{"train": Tensor, "val": Tensor, "test": Tensor}``, each ``(n, *data_shape)``."""
+
+    def setup(self, stage: str | None = None) -> None:
+        """Load the splits once (idempotent; every DDP rank builds the same seeded data)."""
+        if self._splits is not None:
+            return
+        splits = self.load_splits()
+        missing = [s for s in SPLITS if s not in splits]
+        if missing:
+            raise ValueError(
+                f"{type(self).__name__}.load_splits() must return the splits {SPLITS}, missing {missing}"
+            )
+        checked = {}
+        for split in SPLITS:
+            x = splits[split]
+            if not isinstance(x, Tensor):
+                raise TypeError(f"split {split!r} must be a torch.Tensor, got {type(x).__name__}")
+            if tuple(x.shape[1:]) != tuple(self.data_shape):
+                raise ValueError(
+                    f"split {split!r} has shape {tuple(x.shape)}, expected (n, *data_shape) with "
+                    f"data_shape={tuple(self.data_shape)}"
+                )
+            checked[split] = x.detach().to(device="cpu", dtype=torch.float32).contiguous()
+        self._splits = checked
+
+    def tensor(self, split: str) -> Tensor:
+        """The whole ``split`` ("train", "val" or "test") as one float32 tensor ``(n, *data_shape)``."""
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; choose one of {SPLITS}")
+        self.setup()
+        assert self._splits is not None
+        return self._splits[split]
+
+    def bounds(self) -> tuple[Tensor, Tensor]:
+        """Per-feature min and max of the training split."""
+        x = self.tensor("train")
+        return x.amin(dim=0), x.amax(dim=0)
+
+    def train_dataloader(self) -> DataLoader:
+        x = self.tensor("train")
+        if len(x) < self.batch_size:
+            raise ValueError(
+                f"the training split has {len(x)} points, fewer than batch_size={self.batch_size}, so an "
+                f"epoch of full batches would be empty; lower batch_size or provide more training data"
+            )
+        if self._train_generator is None:
+            # One generator for the module's lifetime: successive epochs get fresh, reproducible orders.
+            self._train_generator = torch.Generator().manual_seed(derive_seed(self.seed, 0x5A))
+        dataset = TensorIndexDataset(x)
+        sampler = RandomSampler(dataset, generator=self._train_generator)
+        batches = IndexBatchSampler(sampler, batch_size=self.batch_size, drop_last=True)
+        return DataLoader(dataset, batch_sampler=batches, collate_fn=identity_collate, num_workers=0)
+
+    def _eval_dataloader(self, split: str) -> DataLoader:
+        dataset = TensorIndexDataset(self.tensor(split))
+        batches = IndexBatchSampler(SequentialSampler(dataset), batch_size=self.batch_size, drop_last=False)
+        return DataLoader(dataset, batch_sampler=batches, collate_fn=identity_collate, num_workers=0)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._eval_dataloader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._eval_dataloader("test")

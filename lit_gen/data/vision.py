@@ -1,0 +1,445 @@
+"""torchvision-backed image datamodules (MNIST, Fashion-MNIST, CIFAR-10, SVHN, CelebA, an image folder).
+
+Images are read from ``root`` as float32 ``(C, H, W)`` in [-1, 1] (``ToTensor`` then ``(x − 0.5) / 0.5``),
+labels dropped. Nothing is downloaded unless ``download=True``; with missing files ``setup`` raises a
+FileNotFoundError that names the root, the expected files and the ``download`` switch.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from pathlib import Path
+from typing import ClassVar
+
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, Subset
+from torchvision import datasets
+from torchvision import transforms as T
+from torchvision.datasets.folder import IMG_EXTENSIONS
+
+from lit_gen.data.base import (
+    GenerativeDataModule,
+    check_positive_int,
+    derive_seed,
+    split_sizes,
+)
+from lit_gen.data.vision_datasets import (
+    CelebAImages,
+    CIFAR10Files,
+    ImageFiles,
+    ImagesOnly,
+    SVHNFiles,
+    find_images,
+)
+
+
+class VisionDataModule(GenerativeDataModule):
+    """Base of the image datamodules: transforms, held-out validation split, loaders, missing-file errors.
+
+    Args:
+        root: folder holding the dataset in torchvision's layout (see each subclass).
+        batch_size: batch size of every loader (train drops the last incomplete batch).
+        num_workers: DataLoader worker processes (workers persist across epochs when > 0).
+        download: fetch the files into ``root`` in ``prepare_data`` (never done by default).
+        image_size: output side length (default: the dataset's native size); resize + centre crop.
+        val_fraction: part of the training split held out for validation when the dataset has no
+            validation split of its own.
+        random_flip: random horizontal flips for training (default: the dataset's convention,
+            off for digits and characters, on for natural images and faces).
+        seed: seeds the validation split and the training order.
+    """
+
+    channels: ClassVar[int] = 3
+    native_size: ClassVar[int] = 32
+    default_flip: ClassVar[bool] = False
+    has_val_split: ClassVar[bool] = False
+    #: Centre crop applied before resizing (e.g. 140 for aligned CelebA faces); None = none.
+    center_crop: int | None = None
+
+    def __init__(
+        self,
+        root: str = "data",
+        batch_size: int = 128,
+        num_workers: int = 0,
+        download: bool = False,
+        image_size: int | None = None,
+        val_fraction: float = 0.05,
+        random_flip: bool | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.root = str(root)
+        self.batch_size = check_positive_int(batch_size, "batch_size")
+        if not isinstance(num_workers, int) or isinstance(num_workers, bool) or num_workers < 0:
+            raise ValueError(f"num_workers must be a non-negative int, got {num_workers!r}")
+        self.num_workers = num_workers
+        self.download = bool(download)
+        if image_size is not None:
+            check_positive_int(image_size, "image_size")
+        self.image_size = self.native_size if image_size is None else image_size
+        split_sizes(10**6, val_fraction, 0.0)  # validates the fraction now
+        self.val_fraction = val_fraction
+        self.random_flip = self.default_flip if random_flip is None else bool(random_flip)
+        derive_seed(seed)  # validates the seed now rather than at setup
+        self.seed = seed
+        self._datasets: dict[str, Dataset] | None = None
+
+    # ----- what each dataset defines -------------------------------------------------------------
+
+    @abstractmethod
+    def expected_paths(self) -> list[str]:
+        """Files/folders, relative to ``root``, that must exist before ``setup``."""
+
+    @abstractmethod
+    def download_files(self) -> None:
+        """Fetch the dataset into ``root`` with torchvision (called from ``prepare_data`` only)."""
+
+    @abstractmethod
+    def raw_split(self, split: str) -> Dataset:
+        """The untransformed dataset (PIL images, maybe with labels) of ``split`` in {"train", "test"}
+        (and "val" when ``has_val_split``)."""
+
+    # ----- interface ----------------------------------------------------------------------------
+
+    @property
+    def data_shape(self) -> tuple[int, ...]:
+        return (self.channels, self.image_size, self.image_size)
+
+    def bounds(self) -> tuple[Tensor, Tensor]:
+        """Images live in [-1, 1]."""
+        return -torch.ones(self.data_shape), torch.ones(self.data_shape)
+
+    def missing_paths(self) -> list[Path]:
+        """The expected files/folders that do not exist under ``root``."""
+        root = Path(self.root).expanduser()
+        return [root / p for p in self.expected_paths() if not (root / p).exists()]
+
+    def missing_files_message(self, missing: list[Path]) -> str:
+        name = type(self).__name__.removesuffix("DataModule")
+        root = Path(self.root).expanduser()
+        lines = "\n".join(f"  - {p}" for p in missing)
+        expected = ", ".join(self.expected_paths())
+        hint = (
+            "download=True was given but the files are still missing: `prepare_data()` downloads them (the "
+            "Trainer calls it; call it yourself when using the datamodule by hand)"
+            if self.download
+            else f"set `download: true` (data.init_args.download=true) to fetch them into {root}, or point "
+            f"`root` at the folder that holds {expected}"
+        )
+        where = f"root={root} (absolute: {root.resolve()})"
+        return f"{name} data not found under {where}. Missing:\n{lines}\n{hint}."
+
+    def check_files(self) -> None:
+        """Raise FileNotFoundError (root, missing paths, how to fix) when the dataset is not on disk."""
+        missing = self.missing_paths()
+        if missing:
+            raise FileNotFoundError(self.missing_files_message(missing))
+
+    def prepare_data(self) -> None:
+        if self.download and self.missing_paths():
+            Path(self.root).expanduser().mkdir(parents=True, exist_ok=True)
+            self.download_files()
+
+    def transform(self, train: bool) -> T.Compose:
+        """PIL image → float32 ``(C, S, S)`` in [-1, 1]; random flips only for training."""
+        steps: list = []
+        if self.center_crop is not None:
+            steps.append(T.CenterCrop(self.center_crop))
+        if self.center_crop is not None or self.image_size != self.native_size:
+            steps += [T.Resize(self.image_size, antialias=True), T.CenterCrop(self.image_size)]
+        if train and self.random_flip:
+            steps.append(T.RandomHorizontalFlip())
+        steps += [T.ToTensor(), T.Normalize([0.5] * self.channels, [0.5] * self.channels)]
+        return T.Compose(steps)
+
+    def _raw_splits(self) -> dict[str, Dataset]:
+        train = self.raw_split("train")
+        test = self.raw_split("test")
+        if self.has_val_split:
+            return {"train": train, "val": self.raw_split("val"), "test": test}
+        n = len(train)  # type: ignore[arg-type]
+        sizes = split_sizes(n, self.val_fraction, 0.0, what=f"the {type(self).__name__} training split")
+        g = torch.Generator().manual_seed(derive_seed(self.seed, 0xB1))
+        perm = torch.randperm(n, generator=g).tolist()
+        return {
+            "train": Subset(train, perm[: sizes["train"]]),
+            "val": Subset(train, perm[sizes["train"] :]),
+            "test": test,
+        }
+
+    def setup(self, stage: str | None = None) -> None:
+        if self._datasets is not None:
+            return
+        self.check_files()
+        raw = self._raw_splits()
+        self._datasets = {s: ImagesOnly(ds, self.transform(s == "train")) for s, ds in raw.items()}
+
+    def dataset(self, split: str) -> Dataset:
+        """The transformed dataset of ``split`` ("train", "val" or "test"); items are image tensors."""
+        if split not in ("train", "val", "test"):
+            raise ValueError(f"unknown split {split!r}; choose one of ('train', 'val', 'test')")
+        self.setup()
+        assert self._datasets is not None
+        return self._datasets[split]
+
+    def _loader(self, split: str) -> DataLoader:
+        train = split == "train"
+        return DataLoader(
+            self.dataset(split),
+            batch_size=self.batch_size,
+            shuffle=train,
+            drop_last=train,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            generator=torch.Generator().manual_seed(derive_seed(self.seed, 0x5A)) if train else None,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train")
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test")
+
+
+class MNISTDataModule(VisionDataModule):
+    """MNIST digits, ``(1, 28, 28)`` by default; reads ``root/MNIST/raw/*-ubyte`` (LeCun et al., 1998)."""
+
+    channels = 1
+    native_size = 28
+    default_flip = False
+    tv_class: ClassVar[type[datasets.MNIST]] = datasets.MNIST
+
+    def __init__(
+        self,
+        root: str = "data",
+        batch_size: int = 128,
+        num_workers: int = 0,
+        download: bool = False,
+        image_size: int | None = None,
+        val_fraction: float = 0.05,
+        random_flip: bool | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(root, batch_size, num_workers, download, image_size, val_fraction, random_flip, seed)
+        self.save_hyperparameters()
+
+    def expected_paths(self) -> list[str]:
+        folder = f"{self.tv_class.__name__}/raw"
+        kinds = ("images-idx3-ubyte", "labels-idx1-ubyte")
+        return [f"{folder}/{prefix}-{kind}" for prefix in ("train", "t10k") for kind in kinds]
+
+    def download_files(self) -> None:
+        for train in (True, False):
+            self.tv_class(self.root, train=train, download=True)
+
+    def raw_split(self, split: str) -> Dataset:
+        return self.tv_class(self.root, train=split == "train", download=False)
+
+
+class FashionMNISTDataModule(MNISTDataModule):
+    """Fashion-MNIST, ``(1, 28, 28)``; reads ``root/FashionMNIST/raw/*-ubyte`` (Xiao et al., 2017)."""
+
+    tv_class = datasets.FashionMNIST
+
+
+class CIFAR10DataModule(VisionDataModule):
+    """CIFAR-10, ``(3, 32, 32)``; reads ``root/cifar-10-batches-py/`` (Krizhevsky, 2009). Flips on."""
+
+    channels = 3
+    native_size = 32
+    default_flip = True
+
+    def __init__(
+        self,
+        root: str = "data",
+        batch_size: int = 128,
+        num_workers: int = 0,
+        download: bool = False,
+        image_size: int | None = None,
+        val_fraction: float = 0.05,
+        random_flip: bool | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(root, batch_size, num_workers, download, image_size, val_fraction, random_flip, seed)
+        self.save_hyperparameters()
+
+    def expected_paths(self) -> list[str]:
+        names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"]
+        return [f"{CIFAR10Files.base_folder}/{name}" for name in names]
+
+    def download_files(self) -> None:
+        datasets.CIFAR10(self.root, download=True)
+
+    def raw_split(self, split: str) -> Dataset:
+        return CIFAR10Files(self.root, train=split == "train", download=False)
+
+
+class SVHNDataModule(VisionDataModule):
+    """SVHN house numbers, ``(3, 32, 32)``; reads ``root/{train,test}_32x32.mat`` (Netzer et al., 2011)."""
+
+    channels = 3
+    native_size = 32
+    default_flip = False
+
+    def __init__(
+        self,
+        root: str = "data",
+        batch_size: int = 128,
+        num_workers: int = 0,
+        download: bool = False,
+        image_size: int | None = None,
+        val_fraction: float = 0.05,
+        random_flip: bool | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(root, batch_size, num_workers, download, image_size, val_fraction, random_flip, seed)
+        self.save_hyperparameters()
+
+    def expected_paths(self) -> list[str]:
+        return ["train_32x32.mat", "test_32x32.mat"]
+
+    def download_files(self) -> None:
+        for split in ("train", "test"):
+            datasets.SVHN(self.root, split=split, download=True)
+
+    def raw_split(self, split: str) -> Dataset:
+        return SVHNFiles(self.root, split=split, download=False)
+
+
+class CelebADataModule(VisionDataModule):
+    """Aligned CelebA faces (Liu et al., 2015): centre crop 140, resize to ``image_size`` (default 32, or 64).
+
+    Reads ``root/celeba/img_align_celeba/*.jpg`` and ``root/celeba/list_eval_partition.txt`` (official
+    train/valid/test partition); no attribute files or md5 checks needed. Flips on by default.
+    """
+
+    channels = 3
+    native_size = 32
+    default_flip = True
+    has_val_split = True
+
+    def __init__(
+        self,
+        root: str = "data",
+        batch_size: int = 128,
+        num_workers: int = 0,
+        download: bool = False,
+        image_size: int | None = None,
+        val_fraction: float = 0.05,
+        random_flip: bool | None = None,
+        seed: int = 0,
+        center_crop: int | None = 140,
+    ) -> None:
+        super().__init__(root, batch_size, num_workers, download, image_size, val_fraction, random_flip, seed)
+        self.center_crop = None if center_crop is None else check_positive_int(center_crop, "center_crop")
+        self.save_hyperparameters()
+
+    def expected_paths(self) -> list[str]:
+        return ["celeba/img_align_celeba", "celeba/list_eval_partition.txt"]
+
+    def download_files(self) -> None:
+        # torchvision fetches from Google Drive (needs the `gdown` package) and verifies md5 sums.
+        datasets.CelebA(self.root, split="all", target_type=[], download=True)
+
+    def raw_split(self, split: str) -> Dataset:
+        return CelebAImages(self.root, split=split)
+
+
+class ImageFolderDataModule(VisionDataModule):
+    """Any folder of images (PNG, JPEG, ...; searched recursively), resized and centre-cropped.
+
+    If ``root`` has a ``train/`` subfolder, it is the training set, ``val/`` (or ``valid/``) the
+    validation set (else ``val_fraction`` of train) and ``test/`` the test set (else the validation
+    set). Otherwise all images under ``root`` are split with ``val_fraction`` and ``test_fraction``.
+    Class subfolders (torchvision ``ImageFolder`` trees) are fine; labels are ignored.
+
+    Args:
+        root: the image folder.
+        image_size: output side length.
+        channels: 3 (RGB) or 1 (grayscale).
+    """
+
+    default_flip = True
+
+    def __init__(
+        self,
+        root: str,
+        image_size: int = 32,
+        channels: int = 3,
+        batch_size: int = 128,
+        num_workers: int = 0,
+        val_fraction: float = 0.05,
+        test_fraction: float = 0.05,
+        random_flip: bool | None = None,
+        seed: int = 0,
+    ) -> None:
+        if channels not in (1, 3):
+            raise ValueError(f"channels must be 1 (grayscale) or 3 (RGB), got {channels!r}")
+        self.channels = channels  # type: ignore[misc]  # instance value shadows the class default
+        image_size = check_positive_int(image_size, "image_size")
+        self.native_size = image_size  # type: ignore[misc]
+        super().__init__(root, batch_size, num_workers, False, image_size, val_fraction, random_flip, seed)
+        split_sizes(10**6, val_fraction, test_fraction)
+        self.test_fraction = test_fraction
+        self.save_hyperparameters()
+
+    def transform(self, train: bool) -> T.Compose:
+        # Files may have any size and aspect ratio: always resize the short side, then crop square.
+        steps: list = [T.Resize(self.image_size, antialias=True), T.CenterCrop(self.image_size)]
+        if train and self.random_flip:
+            steps.append(T.RandomHorizontalFlip())
+        steps += [T.ToTensor(), T.Normalize([0.5] * self.channels, [0.5] * self.channels)]
+        return T.Compose(steps)
+
+    def expected_paths(self) -> list[str]:
+        return ["."]
+
+    def check_files(self) -> None:
+        root = Path(self.root).expanduser()
+        if not root.is_dir():
+            raise FileNotFoundError(
+                f"image folder not found: root={root} (absolute: {root.resolve()}); point `root` "
+                f"(data.init_args.root) at a folder of images ({', '.join(IMG_EXTENSIONS)})"
+            )
+        if not find_images(root):
+            raise FileNotFoundError(
+                f"no image files under root={root} (absolute: {root.resolve()}); expected files with one of "
+                f"the extensions {', '.join(IMG_EXTENSIONS)}, searched recursively"
+            )
+
+    def download_files(self) -> None:
+        raise ValueError("ImageFolderDataModule reads local files only; there is nothing to download")
+
+    def raw_split(self, split: str) -> Dataset:
+        raise NotImplementedError  # splits are built in _raw_splits
+
+    def _raw_splits(self) -> dict[str, Dataset]:
+        root = Path(self.root).expanduser()
+        mode = "RGB" if self.channels == 3 else "L"
+        g = torch.Generator().manual_seed(derive_seed(self.seed, 0xB2))
+
+        def shuffled(files: list[Path]) -> list[Path]:
+            return [files[i] for i in torch.randperm(len(files), generator=g).tolist()]
+
+        if (root / "train").is_dir():
+            train = find_images(root / "train")
+            val_dir = next((root / d for d in ("val", "valid") if (root / d).is_dir()), None)
+            if val_dir is not None:
+                val = find_images(val_dir)
+            else:
+                files = shuffled(train)
+                n_train = split_sizes(len(files), self.val_fraction, 0.0, what=str(root / "train"))["train"]
+                train, val = files[:n_train], files[n_train:]
+            test = find_images(root / "test") if (root / "test").is_dir() else val
+        else:
+            files = shuffled(find_images(root))
+            sizes = split_sizes(len(files), self.val_fraction, self.test_fraction, what=str(root))
+            train = files[: sizes["train"]]
+            val = files[sizes["train"] : sizes["train"] + sizes["val"]]
+            test = files[sizes["train"] + sizes["val"] :]
+        parts = {"train": train, "val": val, "test": test}
+        return {split: ImageFiles(paths, mode) for split, paths in parts.items()}

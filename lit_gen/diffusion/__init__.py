@@ -1,0 +1,68 @@
+"""Pure-torch diffusion core: noise schedules, parametrisations, the DSM loss, denoisers and samplers.
+
+Nothing here imports Lightning; every piece works in a plain PyTorch loop.
+"""
+
+from lit_gen.diffusion.denoiser import Denoiser, GaussianDenoiser, NetworkDenoiser
+from lit_gen.diffusion.losses import Weighting, dsm_loss, min_snr_weight
+from lit_gen.diffusion.parametrization import (
+    PREDICTIONS,
+    Prediction,
+    check_prediction,
+    convert,
+    to_eps,
+    to_v,
+    to_x0,
+    training_target,
+)
+from lit_gen.diffusion.samplers import (
+    SAMPLERS,
+    SampleOutput,
+    ddim_sample,
+    ddpm_sample,
+    euler_maruyama_sample,
+    get_sampler,
+    heun_sample,
+    karras_sigmas,
+)
+from lit_gen.diffusion.schedules import (
+    SCHEDULES,
+    CosineSchedule,
+    LinearSchedule,
+    NoiseSchedule,
+    SigmoidSchedule,
+    VPSchedule,
+    get_schedule,
+)
+
+__all__ = [
+    "NoiseSchedule",
+    "LinearSchedule",
+    "CosineSchedule",
+    "SigmoidSchedule",
+    "VPSchedule",
+    "SCHEDULES",
+    "get_schedule",
+    "Prediction",
+    "PREDICTIONS",
+    "check_prediction",
+    "training_target",
+    "to_x0",
+    "to_eps",
+    "to_v",
+    "convert",
+    "Weighting",
+    "min_snr_weight",
+    "dsm_loss",
+    "Denoiser",
+    "NetworkDenoiser",
+    "GaussianDenoiser",
+    "SampleOutput",
+    "SAMPLERS",
+    "get_sampler",
+    "ddpm_sample",
+    "ddim_sample",
+    "heun_sample",
+    "euler_maruyama_sample",
+    "karras_sigmas",
+]

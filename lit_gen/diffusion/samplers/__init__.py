@@ -1,0 +1,37 @@
+"""Diffusion samplers: pure functions ``(denoiser, schedule, shape, num_steps, ...) -> SampleOutput``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from lit_gen.diffusion.samplers._common import SampleOutput, timesteps
+from lit_gen.diffusion.samplers.ddim import ddim_sample
+from lit_gen.diffusion.samplers.ddpm import ddpm_sample
+from lit_gen.diffusion.samplers.euler_maruyama import euler_maruyama_sample
+from lit_gen.diffusion.samplers.heun import heun_sample, karras_sigmas
+
+__all__ = [
+    "SampleOutput",
+    "SAMPLERS",
+    "get_sampler",
+    "ddpm_sample",
+    "ddim_sample",
+    "heun_sample",
+    "euler_maruyama_sample",
+    "karras_sigmas",
+    "timesteps",
+]
+
+SAMPLERS: dict[str, Callable[..., SampleOutput]] = {
+    "ddpm": ddpm_sample,
+    "ddim": ddim_sample,
+    "heun": heun_sample,
+    "euler_maruyama": euler_maruyama_sample,
+}
+
+
+def get_sampler(name: str) -> Callable[..., SampleOutput]:
+    """The sampler function registered under ``name`` (``ddpm``, ``ddim``, ``heun``, ``euler_maruyama``)."""
+    if name not in SAMPLERS:
+        raise ValueError(f"unknown sampler {name!r}; choose one of {sorted(SAMPLERS)}")
+    return SAMPLERS[name]
