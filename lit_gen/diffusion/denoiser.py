@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
@@ -12,6 +13,9 @@ from lit_gen.diffusion.parametrization import Prediction, check_prediction, to_x
 from lit_gen.diffusion.schedules import NoiseSchedule, _broadcast_to_data
 
 __all__ = ["Denoiser", "NetworkDenoiser", "GaussianDenoiser"]
+
+# ε-prediction amplifies network errors by sqrt((1 − ᾱ)/ᾱ) when read as x̂0; above this at t = T−1 we warn.
+_EPS_AMPLIFICATION_WARN = 1e3
 
 
 @runtime_checkable
@@ -29,6 +33,11 @@ class NetworkDenoiser(nn.Module):
         schedule: the schedule the network was trained with.
         prediction: what ``net`` predicts.
         clip: optional ``(low, high)`` box to clamp x̂_0 into (e.g. ``(-1, 1)`` for images; Ho et al., 2020).
+
+    Warns when ``prediction="eps"`` meets a schedule with a (near) zero terminal SNR (cosine, sigmoid): there
+    ``x̂_0 = (x_t − sqrt(1 − ᾱ) ε̂)/sqrt(ᾱ)`` multiplies the network's error by ``edm_sigma(T−1)`` (2e4 for
+    cosine), and samplers that start at ``t = T−1`` (DDIM, DDPM) can diverge — measured on 8gaussians after 1500
+    training steps: DDIM-50 SW1 396 with ε, 0.10 with v. Lin et al. (2024) prescribe v-prediction there.
     """
 
     def __init__(
@@ -46,6 +55,18 @@ class NetworkDenoiser(nn.Module):
         self.schedule = schedule
         self.prediction = prediction
         self.clip = None if clip is None else (float(clip[0]), float(clip[1]))
+        if prediction == "eps" and clip is None:
+            last = torch.tensor([schedule.num_timesteps - 1.0], dtype=torch.float64)
+            amplification = schedule.edm_sigma(last.to(schedule.log_alpha_bars.device)).item()
+            if amplification > _EPS_AMPLIFICATION_WARN:
+                warnings.warn(
+                    f"prediction='eps' with {type(schedule).__name__}, whose ᾱ at t=T-1 is "
+                    f"{1.0 / (1.0 + amplification**2):.2g}: reading ε̂ as x̂0 there multiplies the network's error by "
+                    f"{amplification:.3g}, so DDIM/DDPM (which start at t=T-1) can diverge. Train with "
+                    "prediction='v' (Lin et al. 2024), or sample with heun (sigma_max <= 80) or euler_maruyama.",
+                    UserWarning,
+                    stacklevel=2,
+                )
 
     def forward(self, x_t: Tensor, t: Tensor) -> Tensor:
         pred = self.net(x_t, t)

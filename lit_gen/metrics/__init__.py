@@ -1,7 +1,8 @@
-"""Sample-quality and likelihood metrics: sliced Wasserstein, MMD, grid NLL for 2-D energies."""
+"""Sample-quality, likelihood and OOD metrics: sliced Wasserstein, MMD, grid NLL for 2-D energies, AUROC."""
 
 from lit_gen.metrics.grid_nll import energy_grid, grid_log_partition, grid_nll
 from lit_gen.metrics.mmd import MaximumMeanDiscrepancy, mmd2_unbiased
+from lit_gen.metrics.ood import image_ood_sets, ood_auroc, ood_report
 from lit_gen.metrics.sliced_wasserstein import (
     SlicedWassersteinDistance,
     random_directions,
@@ -14,7 +15,10 @@ __all__ = [
     "energy_grid",
     "grid_log_partition",
     "grid_nll",
+    "image_ood_sets",
     "mmd2_unbiased",
+    "ood_auroc",
+    "ood_report",
     "random_directions",
     "sliced_wasserstein",
 ]

@@ -101,7 +101,8 @@ class EBMModule(GenerativeModule):
         self.grid_limit = float(grid_limit)
         self.init_box: tuple[Tensor, Tensor] | None = None
         if init_low is not None:
-            self.init_box = (torch.full(self.data_shape, float(init_low)), torch.full(self.data_shape, float(init_high)))
+            low, high = float(init_low), float(init_high)
+            self.init_box = (torch.full(self.data_shape, low), torch.full(self.data_shape, high))
         elif self.is_image:
             self.init_box = (torch.full(self.data_shape, -1.0), torch.full(self.data_shape, 1.0))
         if chain_init == "replay":
@@ -233,8 +234,19 @@ class EBMModule(GenerativeModule):
             self.chains.load_state_dict(state)
 
     # -------------------------------------------------------------- evaluation
+    def ood_score(self, x: Tensor) -> Tensor:
+        """Out-of-distribution score ``−E(x)``: higher means more typical of the training data."""
+        return -self.energy(x.to(self.device))
+
     def extra_test_metrics(self, test_data: Tensor | None) -> dict[str, float]:
-        if self.data_shape != (2,) or test_data is None:
+        if test_data is None:
+            return {}
+        if self.is_image:
+            from lit_gen.metrics import ood_report
+
+            with torch.inference_mode(False), torch.no_grad():
+                return ood_report(self.ood_score, test_data)
+        if self.data_shape != (2,):
             return {}
         from lit_gen.metrics import grid_nll
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 from torch import Tensor
@@ -93,3 +95,13 @@ def test_network_denoiser_clip_and_errors() -> None:
         NetworkDenoiser(lambda x, t: x, sched, "score")
     with pytest.raises(ValueError, match="shape"):
         NetworkDenoiser(lambda x, t: x[:, :1], sched, "eps")(torch.zeros(2, 2), torch.zeros(2))
+
+
+def test_eps_prediction_on_zero_terminal_snr_schedule_warns() -> None:
+    with pytest.warns(UserWarning, match="prediction='v'"):
+        NetworkDenoiser(lambda x, t: x, CosineSchedule(), "eps")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        NetworkDenoiser(lambda x, t: x, CosineSchedule(), "v")
+        NetworkDenoiser(lambda x, t: x, CosineSchedule(), "eps", clip=(-1.0, 1.0))
+        NetworkDenoiser(lambda x, t: x, LinearSchedule(), "eps")

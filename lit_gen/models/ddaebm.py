@@ -1,0 +1,248 @@
+"""``DDAEBMModule``: the denoising-diffusion adversarial energy-based model (Geng et al. 2024, ICML).
+
+A T-step (T = 4) diffusion in which every denoising step is an EBM ``E_θ(x_t, t)`` trained against a latent
+generator ``G_φ(x_{t+1}, t, z)`` and a Gaussian posterior ``q_ψ(z | x_t, x_{t+1}, t)``: each batch makes one
+energy step (CD-style term + R1 on the conditional log-density) and then one generator step (the symmetric
+Jeffrey divergence KL(p_φ‖p_θ) + KL(q_data‖p_φ), the second through a negative ELBO), exactly as
+:mod:`lit_gen.ddaebm.losses` writes them (SPEC §6). Sampling is T generator calls from N(0, I) through an EMA
+copy of the generator; the energy gives the 2D density map ``exp(−E(x, 0))`` and the OOD score ``−E(x, 0)``.
+
+Manual optimization with two optimizers, so ``trainer.global_step`` counts two steps per batch (set
+``max_steps`` to twice the number of batches) and gradient clipping is the ``gradient_clip_val`` argument of
+this module (Lightning refuses the Trainer's under manual optimization). Under DDP use the
+``ddp_find_unused_parameters_true`` strategy (``configs/trainer/ddp.yaml``): each step leaves the other
+networks' parameters without gradients.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import Tensor, nn
+
+from lit_gen.ddaebm import DDAEBMSchedule, ddaebm_sample, energy_step_loss, generator_step_loss
+from lit_gen.models.base import GenerativeModule, NetFactory, build_network
+from lit_gen.utils.ema import ExponentialMovingAverage
+
+LatentNetFactory = Callable[[tuple[int, ...], int], nn.Module]
+"""A network class taking ``(data_shape, latent_dim)`` first (generator and posterior networks)."""
+
+
+def _build_latent_network(net: LatentNetFactory | nn.Module, data_shape: tuple[int, ...], latent_dim: int,
+                          what: str) -> nn.Module:
+    if isinstance(net, nn.Module):
+        module = net
+    elif callable(net):
+        module = net(data_shape, latent_dim)
+    else:
+        raise TypeError(f"{what} must be a network class, factory or nn.Module, got {type(net).__name__}")
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"the {what} factory returned {type(module).__name__}, expected an nn.Module")
+    found = getattr(module, "latent_dim", latent_dim)
+    if found != latent_dim:
+        raise ValueError(f"the {what} was built with latent_dim={found}, but the module's latent_dim is "
+                         f"{latent_dim}: set latent_dim once, on the module")
+    return module
+
+
+class DDAEBMModule(GenerativeModule):
+    """Energy ``E_θ(x_t, t)``, generator ``G_φ(x_{t+1}, t, z)`` and posterior ``q_ψ(z | x_t, x_{t+1}, t)``.
+
+    Args:
+        energy_net: time-conditioned energy factory ``E(x, t) -> (B,)`` (``lit_gen.nn.TimeEnergyMLP``,
+            ``lit_gen.nn.UNetEnergy``).
+        generator_net: factory ``(data_shape, latent_dim) -> G`` (``lit_gen.ddaebm.GeneratorMLP``,
+            ``lit_gen.ddaebm.UNetGenerator``).
+        posterior_net: factory ``(data_shape, latent_dim) -> q`` returning ``(μ, logvar)``
+            (``lit_gen.ddaebm.PosteriorMLP``, ``lit_gen.ddaebm.ConvPosterior``).
+        data_shape: shape of one data point (linked from the data module by the CLI).
+        latent_dim: size of z (toy 2, images 100).
+        num_timesteps, beta_min, beta_max: the schedule of :class:`lit_gen.ddaebm.DDAEBMSchedule`.
+        r1_gamma: weight γ of the R1 penalty (0.02 in the paper).
+        r1_every: apply R1 every this many batches (lazy regularisation; 1 = always).
+        entropy_weight: λ_H of the generator's entropy bound (0.1).
+        recon_var_floor: variance floor of the reconstruction NLL (1e-2).
+        energy_optimizer, generator_optimizer: optimizer factories (the generator's also updates ψ).
+        energy_lr_scheduler, generator_lr_scheduler: optional LR scheduler factories, stepped once per batch.
+        gradient_clip_val: clip each network group's gradient norm to this (``None``: no clipping).
+        ema_decay: EMA decay of the sampling generator (``None``: sample from the raw generator).
+        ema_warmup: warm-up decay ``min(d, (1+n)/(10+n))``.
+        grid_limit, grid_cells: half-width and cells per side of the grid on which the 2D test report
+            normalises ``exp(−E(x, 0))`` (``energy_map_nll``).
+        eval_metrics: see :class:`GenerativeModule`.
+    """
+
+    def __init__(
+        self,
+        energy_net: NetFactory,
+        generator_net: LatentNetFactory,
+        posterior_net: LatentNetFactory,
+        data_shape: Sequence[int] = (2,),
+        latent_dim: int = 2,
+        num_timesteps: int = 4,
+        beta_min: float = 0.1,
+        beta_max: float = 20.0,
+        r1_gamma: float = 0.02,
+        r1_every: int = 1,
+        entropy_weight: float = 0.1,
+        recon_var_floor: float = 1e-2,
+        energy_optimizer: OptimizerCallable = torch.optim.Adam,
+        generator_optimizer: OptimizerCallable = torch.optim.Adam,
+        energy_lr_scheduler: LRSchedulerCallable | None = None,
+        generator_lr_scheduler: LRSchedulerCallable | None = None,
+        gradient_clip_val: float | None = None,
+        ema_decay: float | None = 0.999,
+        ema_warmup: bool = True,
+        grid_limit: float = 6.0,
+        grid_cells: int = 200,
+        eval_metrics: bool = True,
+    ) -> None:
+        super().__init__(data_shape, energy_optimizer, energy_lr_scheduler, eval_metrics)
+        self.save_hyperparameters(ignore=["energy_net", "generator_net", "posterior_net", "energy_optimizer",
+                                          "generator_optimizer", "energy_lr_scheduler", "generator_lr_scheduler"])
+        self.automatic_optimization = False
+        if not isinstance(latent_dim, int) or latent_dim < 1:
+            raise ValueError(f"latent_dim must be a positive int, got {latent_dim!r}")
+        if r1_gamma < 0 or entropy_weight < 0:
+            raise ValueError(f"r1_gamma and entropy_weight must be >= 0, got {r1_gamma}, {entropy_weight}")
+        if not isinstance(r1_every, int) or r1_every < 1:
+            raise ValueError(f"r1_every must be a positive int (1 = R1 every batch), got {r1_every!r}")
+        if recon_var_floor <= 0:
+            raise ValueError(f"recon_var_floor must be positive, got {recon_var_floor}")
+        if gradient_clip_val is not None and gradient_clip_val <= 0:
+            raise ValueError(f"gradient_clip_val must be positive or None, got {gradient_clip_val}")
+        self.latent_dim = latent_dim
+        self.schedule = DDAEBMSchedule(num_timesteps, beta_min, beta_max)
+        self.energy_net = build_network(energy_net, self.data_shape)
+        self.generator = _build_latent_network(generator_net, self.data_shape, latent_dim, "generator_net")
+        self.posterior = _build_latent_network(posterior_net, self.data_shape, latent_dim, "posterior_net")
+        self.r1_gamma = float(r1_gamma)
+        self.r1_every = r1_every
+        self.entropy_weight = float(entropy_weight)
+        self.recon_var_floor = float(recon_var_floor)
+        self.generator_optimizer_factory = generator_optimizer
+        self.generator_lr_scheduler_factory = generator_lr_scheduler
+        self.gradient_clip_val = gradient_clip_val
+        self.grid_limit = float(grid_limit)
+        self.grid_cells = int(grid_cells)
+        self.ema = ExponentialMovingAverage(self.generator, ema_decay, ema_warmup) if ema_decay is not None else None
+
+    # ------------------------------------------------------------------ energy
+    def energy(self, x: Tensor, t: Tensor | int = 0) -> Tensor:
+        """``E_θ(x, t)``, shape ``(B,)``; ``t = 0`` is the data level."""
+        if not isinstance(t, Tensor):
+            t = torch.full((x.shape[0],), int(t), device=x.device, dtype=torch.long)
+        return self.energy_net(x, t)
+
+    def energy_for_plot(self, x: Tensor) -> Tensor:
+        """``E(x, 0)``: the plotting callback draws ``exp(−E(x, 0))``."""
+        return self.energy(x.to(self.device)).detach().float()
+
+    def ood_score(self, x: Tensor) -> Tensor:
+        """Out-of-distribution score ``−E(x, 0)``: higher means more typical of the training data."""
+        return -self.energy(x.to(self.device)).detach().float()
+
+    # ------------------------------------------------------------ optimization
+    def configure_optimizers(self) -> Any:
+        configs = []
+        for params, opt_factory, sched_factory in (
+            (self.energy_net.parameters(), self.optimizer_factory, self.lr_scheduler_factory),
+            (itertools.chain(self.generator.parameters(), self.posterior.parameters()),
+             self.generator_optimizer_factory, self.generator_lr_scheduler_factory),
+        ):
+            optimizer = opt_factory(list(params))
+            config: dict[str, Any] = {"optimizer": optimizer}
+            if sched_factory is not None:
+                config["lr_scheduler"] = {"scheduler": sched_factory(optimizer), "interval": "step"}
+            configs.append(config)
+        return configs
+
+    def _scheduler_of(self, optimizer: Any) -> Any:
+        schedulers = self.lr_schedulers()
+        if schedulers is None:
+            return None
+        for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
+            if scheduler.optimizer is optimizer.optimizer:
+                return scheduler
+        return None
+
+    def _step(self, optimizer: Any, loss: Tensor) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        if self.gradient_clip_val is not None:
+            self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip_val, gradient_clip_algorithm="norm")
+        optimizer.step()
+        scheduler = self._scheduler_of(optimizer)
+        if scheduler is not None:
+            scheduler.step()
+
+    def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
+        x0 = self.check_batch(batch)
+        opt_e, opt_g = self.optimizers()
+        t = self.schedule.sample_times(x0.shape[0], device=x0.device)
+        x_t, x_next = self.schedule.q_pair(x0, t)
+        z = torch.randn(x0.shape[0], self.latent_dim, device=x0.device, dtype=x0.dtype)
+        # one generator pass serves both steps: detached in the energy step, differentiated in the generator step
+        x0_fake = self.generator(x_next, t, z)
+        x_fake = self.schedule.posterior_sample(x0_fake, x_next, t, torch.randn_like(x_t))
+
+        gamma = self.r1_gamma if batch_idx % self.r1_every == 0 else 0.0
+        loss_e, parts_e = energy_step_loss(self.energy, self.schedule, x_t, x_next, x_fake, t, gamma)
+        self.check_finite(loss_e, "the DDAEBM energy loss", _HINT)
+        self._step(opt_e, loss_e)
+
+        self.toggle_optimizer(opt_g)  # θ frozen: E(x̃) sends gradients to φ and ψ only
+        try:
+            loss_g, parts_g = generator_step_loss(
+                self.energy, self.generator, self.posterior, self.schedule, x_t, x_next, x_fake, z, t,
+                self.entropy_weight, self.recon_var_floor,
+            )
+            self.check_finite(loss_g, "the DDAEBM generator loss", _HINT)
+            self._step(opt_g, loss_g)
+        finally:
+            self.untoggle_optimizer(opt_g)
+        if self.ema is not None:
+            self.ema.update_parameters(self.generator)
+
+        logs = {"train/energy_loss": loss_e.detach(), "train/generator_loss": loss_g.detach()}
+        logs.update({f"train/{k}": v for k, v in {**parts_e, **parts_g}.items()})
+        self.log_dict(logs, prog_bar=False)
+        self.log("train/loss", loss_e.detach() + loss_g.detach(), prog_bar=True)
+        return loss_g.detach()
+
+    # ---------------------------------------------------------------- sampling
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None, use_ema: bool = True,
+               return_nfe: bool = False) -> Tensor | tuple[Tensor, int]:
+        """Draw ``n`` samples in ``num_timesteps`` generator evaluations (EMA generator by default)."""
+        if not isinstance(n, int) or n <= 0:
+            raise ValueError(f"number of samples must be a positive int, got {n!r}")
+        net = self.ema.module if (use_ema and self.ema is not None) else self.generator
+        was_training = net.training
+        net.eval()
+        try:
+            x = ddaebm_sample(net, self.schedule, (n, *self.data_shape), self.latent_dim, generator=generator,
+                              device=self.device)
+        finally:
+            net.train(was_training)
+        return (x, self.schedule.num_timesteps) if return_nfe else x
+
+    # -------------------------------------------------------------- evaluation
+    def extra_test_metrics(self, test_data: Tensor | None) -> dict[str, float]:
+        if test_data is None or self.data_shape != (2,):
+            return {}
+        from lit_gen.metrics import grid_nll
+
+        with torch.inference_mode(False), torch.no_grad():
+            res = grid_nll(self.energy_for_plot, test_data.to(self.device), limit=self.grid_limit, n=self.grid_cells,
+                           device=self.device)
+        # exp(−E(x, 0)) is the energy map of the paper's figures, not the model's exact marginal density
+        return {"energy_map_nll": float(res["nll"]), "energy_map_mass_escape": float(res["mass_escape"])}
+
+
+_HINT = ("Lower the learning rates, raise r1_gamma, or set gradient_clip_val on the model (the Trainer's "
+         "gradient_clip_val does not apply under manual optimization).")
