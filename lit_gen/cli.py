@@ -33,10 +33,29 @@ class LitGenCLI(LightningCLI):
     def after_fit(self) -> None:
         if self.config.get(self.subcommand, {}).get("test_after_fit"):
             self.trainer.test(self.model, datamodule=self.datamodule)
+        if self.trainer.is_global_zero:
+            self._print_outputs()
+
+    def _print_outputs(self) -> None:
+        from lit_gen.callbacks import SamplePlotCallback
+
+        lines = [f"run directory: {self.trainer.log_dir}"]
+        for cb in self.trainer.callbacks:
+            if isinstance(cb, SamplePlotCallback) and cb.last_path is not None:
+                lines.append(f"latest sample plot: {cb.last_path}")
+        report = getattr(self.model, "last_test_report", {})
+        if "sw1" in report and "sw1_floor" in report:
+            lines.append(f"SW1 of the samples: {report['sw1']:.4f} (data-vs-data floor {report['sw1_floor']:.4f})")
+        print("\n".join(lines))
 
 
-def main(args: list[str] | None = None) -> LitGenCLI:
-    """Run the CLI (``args`` as on the command line; ``None`` reads ``sys.argv``)."""
+def main(args: list[str] | None = None) -> None:
+    """Entry point of ``lit-gen`` (``args`` as on the command line; ``None`` reads ``sys.argv``)."""
+    build_cli(args)
+
+
+def build_cli(args: list[str] | None = None) -> LitGenCLI:
+    """Parse ``args``, run the subcommand and return the CLI object (its ``trainer``, ``model``, ``datamodule``)."""
     return LitGenCLI(
         GenerativeModule,
         GenerativeDataModule,

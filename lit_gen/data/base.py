@@ -165,6 +165,10 @@ class GenerativeDataModule(LightningDataModule, ABC):
         low, high = self.bounds()
         return float(low.min()), float(high.max())
 
+    def predict_dataloader(self) -> Any:
+        """``predict`` draws samples rather than reading data: the model says how many (see SampleWriter)."""
+        return self.trainer.lightning_module.predict_dataloader()
+
 
 class InMemoryDataModule(GenerativeDataModule):
     """Data held as three float32 tensors (train/val/test) and batched by index.

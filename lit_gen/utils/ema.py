@@ -33,6 +33,7 @@ class ExponentialMovingAverage(AveragedModel):
         self.decay = float(decay)
         self.warmup = bool(warmup)
         super().__init__(model, multi_avg_fn=self._multi_avg, use_buffers=True)
+        self.module.requires_grad_(False)  # an average, never trained (and not counted as trainable)
 
     def _multi_avg(self, averaged: list[Tensor], current: list[Tensor], num_averaged: Tensor) -> None:
         # n_averaged counts the updates already folded in (1 after the initial copy).

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from fakes import write_celeba, write_cifar10, write_image_folder, write_mnist, write_svhn
 
-from lit_gen.cli import main
+from lit_gen.cli import build_cli as main
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 METHOD_CONFIGS = sorted(p for p in CONFIG_DIR.rglob("*.yaml") if p.parent.name != "trainer")
