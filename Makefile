@@ -23,10 +23,10 @@ demo: $(STAMP)  ## train the default toy 2D diffusion model on CPU, print SW1 vs
 	$(BIN)/lit-gen fit --config configs/diffusion/toy2d.yaml --test_after_fit true
 
 test: $(STAMP)  ## the default test suite (< 10 min on 2 cores)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --durations=10
 
 test-all: $(STAMP)  ## every test, the slow ones and the notebooks included
-	$(BIN)/python -m pytest -q -m "" --durations=15
+	$(BIN)/python -m pytest -q -n 2 -m "" --durations=15
 	@if ls notebooks/*.ipynb >/dev/null 2>&1; then $(BIN)/python -m pytest -q --nbmake notebooks; fi
 
 lint: $(STAMP)

@@ -10,6 +10,7 @@ data dimension: the same toy config trains on a user's ``.npy`` file of any dime
 from __future__ import annotations
 
 import sys
+import warnings
 from typing import Any
 
 from lightning.pytorch.cli import LightningCLI
@@ -56,6 +57,8 @@ def main(args: list[str] | None = None) -> None:
 
 def build_cli(args: list[str] | None = None) -> LitGenCLI:
     """Parse ``args``, run the subcommand and return the CLI object (its ``trainer``, ``model``, ``datamodule``)."""
+    # Lightning's own use of a deprecated torch pytree API; nothing a user can act on.
+    warnings.filterwarnings("ignore", message=r".*LeafSpec.*is deprecated")
     return LitGenCLI(
         GenerativeModule,
         GenerativeDataModule,

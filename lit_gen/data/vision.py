@@ -69,6 +69,8 @@ class VisionDataModule(GenerativeDataModule):
         seed: int = 0,
     ) -> None:
         super().__init__()
+        if type(self).__init__ is VisionDataModule.__init__:  # subclasses with their own arguments save theirs
+            self.save_hyperparameters()
         self.root = str(root)
         self.batch_size = check_positive_int(batch_size, "batch_size")
         if not isinstance(num_workers, int) or isinstance(num_workers, bool) or num_workers < 0:
@@ -213,19 +215,6 @@ class MNISTDataModule(VisionDataModule):
     default_flip = False
     tv_class: ClassVar[type[datasets.MNIST]] = datasets.MNIST
 
-    def __init__(
-        self,
-        root: str = "data",
-        batch_size: int = 128,
-        num_workers: int = 0,
-        download: bool = False,
-        image_size: int | None = None,
-        val_fraction: float = 0.05,
-        random_flip: bool | None = None,
-        seed: int = 0,
-    ) -> None:
-        super().__init__(root, batch_size, num_workers, download, image_size, val_fraction, random_flip, seed)
-        self.save_hyperparameters()
 
     def expected_paths(self) -> list[str]:
         folder = f"{self.tv_class.__name__}/raw"
@@ -253,19 +242,6 @@ class CIFAR10DataModule(VisionDataModule):
     native_size = 32
     default_flip = True
 
-    def __init__(
-        self,
-        root: str = "data",
-        batch_size: int = 128,
-        num_workers: int = 0,
-        download: bool = False,
-        image_size: int | None = None,
-        val_fraction: float = 0.05,
-        random_flip: bool | None = None,
-        seed: int = 0,
-    ) -> None:
-        super().__init__(root, batch_size, num_workers, download, image_size, val_fraction, random_flip, seed)
-        self.save_hyperparameters()
 
     def expected_paths(self) -> list[str]:
         names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"]
@@ -285,19 +261,6 @@ class SVHNDataModule(VisionDataModule):
     native_size = 32
     default_flip = False
 
-    def __init__(
-        self,
-        root: str = "data",
-        batch_size: int = 128,
-        num_workers: int = 0,
-        download: bool = False,
-        image_size: int | None = None,
-        val_fraction: float = 0.05,
-        random_flip: bool | None = None,
-        seed: int = 0,
-    ) -> None:
-        super().__init__(root, batch_size, num_workers, download, image_size, val_fraction, random_flip, seed)
-        self.save_hyperparameters()
 
     def expected_paths(self) -> list[str]:
         return ["train_32x32.mat", "test_32x32.mat"]
