@@ -176,7 +176,9 @@ class GenerativeModule(L.LightningModule):
             self.log(f"test/{key}", value, sync_dist=False, rank_zero_only=True)
         self.last_test_report = report
         if self.trainer is not None and self.trainer.is_global_zero:
-            write_report(report, self.trainer.log_dir, type(self).__name__)
+            # without a logger there is no run directory: print only (never litter the working directory)
+            log_dir = self.trainer.log_dir if self.trainer.loggers else None
+            write_report(report, log_dir, type(self).__name__)
 
 
 def _datamodule_split(module: L.LightningModule, split: str) -> Tensor | None:

