@@ -1,6 +1,22 @@
 """Pure-torch training objectives for energy-based models."""
 
 from lit_gen.losses.contrastive_divergence import contrastive_divergence_loss
+from lit_gen.losses.dcd import (
+    DiffusionKernel,
+    dcd_loss,
+    kernel_ladder,
+    quadratic_dcd_gradient,
+    recovery_energy,
+)
 from lit_gen.losses.score_matching import denoising_score_matching_loss, sliced_score_matching_loss
 
-__all__ = ["contrastive_divergence_loss", "denoising_score_matching_loss", "sliced_score_matching_loss"]
+__all__ = [
+    "DiffusionKernel",
+    "contrastive_divergence_loss",
+    "dcd_loss",
+    "denoising_score_matching_loss",
+    "kernel_ladder",
+    "quadratic_dcd_gradient",
+    "recovery_energy",
+    "sliced_score_matching_loss",
+]

@@ -7,8 +7,11 @@ from lit_gen._env import relax_cuda_check_without_gpu
 relax_cuda_check_without_gpu()
 
 from lit_gen.models.base import GenerativeModule, NetFactory, build_network  # noqa: E402
+from lit_gen.models.dcd import DCDModule  # noqa: E402
 from lit_gen.models.ddaebm import DDAEBMModule  # noqa: E402
 from lit_gen.models.diffusion import DiffusionModule  # noqa: E402
 from lit_gen.models.ebm import EBMModule  # noqa: E402
 
-__all__ = ["DDAEBMModule", "DiffusionModule", "EBMModule", "GenerativeModule", "NetFactory", "build_network"]
+__all__ = [
+    "DCDModule", "DDAEBMModule", "DiffusionModule", "EBMModule", "GenerativeModule", "NetFactory", "build_network",
+]

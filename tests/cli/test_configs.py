@@ -41,7 +41,7 @@ def _shrink(cfg: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
         if cb["class_path"].endswith("SamplePlotCallback"):
             cb.setdefault("init_args", {})["num_samples"] = 16
     model = cfg["model"].setdefault("init_args", {})
-    for key, small in (("sampler_steps", 2), ("sample_steps", 3), ("mcmc_steps", 2)):
+    for key, small in (("sampler_steps", 2), ("sample_steps", 3), ("mcmc_steps", 2), ("denoise_steps", 2)):
         if key in model:
             model[key] = small
     data = cfg["data"].setdefault("init_args", {})

@@ -1,0 +1,273 @@
+"""Pure-torch pieces of Diffusion Contrastive Divergence (Luo et al. 2023; derived form, SPEC §5).
+
+Derived from the paper's definitions (its body was not available). For a θ-free Gaussian kernel
+``Q(x̃ | x) = N(x̃; a x, s² I)``
+
+    DCD_Q(θ) = KL(p_d ‖ p_θ) − KL(Q p_d ‖ Q p_θ) ≥ 0          (data-processing inequality)
+
+The log-partition functions of ``p_θ`` and ``Q p_θ`` are the same number and cancel, which leaves the exact
+gradient
+
+    ∇θ DCD = E_{p_d}[∇θ E(x)] − E_{x∼p_d, x̃∼Q(·|x), x'∼p_θ(·|x̃)}[∇θ E(x')],
+
+with the *recovery posterior* ``p_θ(x' | x̃) ∝ exp(−U(x'))``, ``U(x') = E(x') + ‖x̃ − a x'‖² / (2s²)``.
+VE kernel: ``a = 1``; VP kernel: ``a = sqrt(1 − β)``, ``s = sqrt(β)``.
+
+This module holds the kernels, the recovery energy ``U``, the rule that scales a sampler's step to the kernel,
+the noise ladder of the time-dependent variant, and the closed forms for a quadratic energy
+``E(x) = ½ xᵀAx`` (Gaussian recovery posterior) that the tests compare the Monte Carlo gradient with.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from lit_gen.losses.contrastive_divergence import contrastive_divergence_loss
+from lit_gen.mcmc import HMC, Langevin, MCMCSampler
+
+EnergyFn = Callable[[Tensor], Tensor]
+KernelKind = Literal["ve", "vp"]
+
+__all__ = [
+    "DiffusionKernel",
+    "dcd_loss",
+    "kernel_ladder",
+    "ladder_marginals",
+    "quadratic_dcd_gradient",
+    "quadratic_recovery_second_moment",
+    "recovery_energy",
+    "scaled_sampler",
+]
+
+
+def _positive(name: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    value = float(value)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive finite number, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class DiffusionKernel:
+    """Gaussian diffusion kernel ``Q(x̃ | x) = N(x̃; a x, s² I)``.
+
+    Build with :meth:`ve` (``a = 1``) or :meth:`vp` (``a = sqrt(1 − β)``, ``s = sqrt(β)``).
+    """
+
+    a: float
+    s: float
+
+    def __post_init__(self) -> None:
+        _positive("kernel scale a", self.a)
+        _positive("kernel noise s", self.s)
+
+    @classmethod
+    def ve(cls, s: float) -> DiffusionKernel:
+        """Variance-exploding kernel ``x̃ = x + s ξ``."""
+        return cls(1.0, _positive("s", s))
+
+    @classmethod
+    def vp(cls, beta: float) -> DiffusionKernel:
+        """Variance-preserving kernel ``x̃ = sqrt(1 − β) x + sqrt(β) ξ``, ``0 < β < 1``."""
+        beta = _positive("beta", beta)
+        if beta >= 1.0:
+            raise ValueError(f"the VP kernel needs 0 < beta < 1, got {beta}")
+        return cls(math.sqrt(1.0 - beta), math.sqrt(beta))
+
+    @classmethod
+    def from_noise(cls, kind: KernelKind, s: float) -> DiffusionKernel:
+        """``kind="ve"``: noise std ``s``; ``kind="vp"``: ``β = s²``."""
+        if kind == "ve":
+            return cls.ve(s)
+        if kind == "vp":
+            return cls.vp(_positive("s", s) ** 2)
+        raise ValueError(f"kernel must be 've' or 'vp', got {kind!r}")
+
+    def sample(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """``x̃ = a x + s ξ``."""
+        noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=_draw_device(generator, x))
+        return self.a * x + self.s * noise.to(x.device)
+
+    def posterior_init(self, x_tilde: Tensor) -> Tensor:
+        """``x̃ / a``: the maximiser of the likelihood term, where the posterior chains start."""
+        return x_tilde / self.a
+
+    @property
+    def posterior_scale(self) -> float:
+        """``s / a``: the recovery posterior's width when E is flat on that scale."""
+        return self.s / self.a
+
+
+def _draw_device(generator: torch.Generator | None, x: Tensor) -> torch.device:
+    return x.device if generator is None else generator.device
+
+
+def recovery_energy(energy: EnergyFn, x_tilde: Tensor, kernel: DiffusionKernel) -> EnergyFn:
+    """``U(x') = E(x') + ‖x̃ − a x'‖² / (2s²)``, per sample, for the batch of noisy points ``x_tilde``.
+
+    The returned callable expects states of ``x_tilde``'s shape (one chain per noisy point).
+    """
+    target = x_tilde.detach()
+    a, inv_two_s2 = kernel.a, 1.0 / (2.0 * kernel.s**2)
+
+    def u(z: Tensor) -> Tensor:
+        if z.shape != target.shape:
+            raise ValueError(
+                f"recovery chains must have the noisy batch's shape {tuple(target.shape)}, got {tuple(z.shape)}"
+            )
+        return energy(z) + inv_two_s2 * (target - a * z).flatten(1).pow(2).sum(1)
+
+    return u
+
+
+def scaled_sampler(sampler: MCMCSampler, kernel: DiffusionKernel, step_scale: float | None) -> MCMCSampler:
+    """A copy of ``sampler`` whose step is matched to the recovery posterior of ``kernel``.
+
+    Langevin / MALA: ``η = c (s/a)²`` (SPEC §5's ``η = c s²``, measured in the posterior's own width ``s/a``; the
+    two agree for VE and to O(β) for VP). HMC: ``ε = sqrt(2c) s/a`` (one leapfrog step of size ε is a Langevin
+    step of size ε²/2). ``step_scale=None`` returns ``sampler`` unchanged. A Langevin sampler keeps exact noise
+    (``noise_scale=None``) or no noise (``noise_scale=0``, gradient descent); a tempered one is refused because
+    its temperature would silently change with the step.
+    """
+    if step_scale is None:
+        return sampler
+    c = _positive("step_scale", step_scale)
+    if not hasattr(sampler, "step_size"):
+        raise TypeError(
+            f"{type(sampler).__name__} has no step_size to scale; set step_scale to null to use it as configured"
+        )
+    if isinstance(sampler, Langevin) and sampler.noise_scale not in (None, 0.0):
+        raise ValueError(
+            f"Langevin with an explicit noise_scale={sampler.noise_scale} (tempered) cannot have its step scaled "
+            "by step_scale; use noise_scale null (exact) or 0 (gradient descent), or set step_scale to null"
+        )
+    width = kernel.posterior_scale
+    out = copy.copy(sampler)
+    if isinstance(sampler, Langevin):
+        out._compiled = None  # a compiled update belongs to one instance
+    out.step_size = math.sqrt(2.0 * c) * width if isinstance(sampler, HMC) else c * width**2
+    return out
+
+
+def dcd_loss(energy_data: Tensor, energy_recovered: Tensor, alpha: float = 0.0) -> tuple[Tensor, dict[str, Tensor]]:
+    """Surrogate ``mean E(x) − mean E(sg(x')) + α (mean E(x)² + mean E(x')²)``.
+
+    ``energy_recovered`` must be the energy of *detached* recovery samples; the gradient of the first two terms
+    is then the DCD gradient above. Same form as CD (:func:`contrastive_divergence_loss`), whose parts are
+    returned under the key ``"cd"`` renamed ``"dcd"``.
+    """
+    loss, parts = contrastive_divergence_loss(energy_data, energy_recovered, alpha)
+    return loss, {"dcd": parts["cd"], "reg": parts["reg"]}
+
+
+# ----------------------------------------------------------------------------------------------- noise ladder
+def kernel_ladder(kind: KernelKind, num_levels: int, noise_min: float, noise_max: float) -> list[DiffusionKernel]:
+    """Kernels ``Q_1 … Q_L`` of the ladder ``x_0 (data) → x_1 → … → x_L``; ``Q_{t+1}`` takes level t to t+1.
+
+    VE: the marginal noise std ``σ_t`` of ``x_t = x_0 + σ_t ε`` is geometric from ``noise_min`` (t = 1) to
+    ``noise_max`` (t = L), so ``s_{t+1} = sqrt(σ_{t+1}² − σ_t²)``. VP: ``β_t`` geometric from ``noise_min²`` to
+    ``noise_max²`` (each ``β < 1``). ``num_levels = 1`` is the single kernel of noise ``noise_min``.
+    """
+    if isinstance(num_levels, bool) or not isinstance(num_levels, int) or num_levels < 1:
+        raise ValueError(f"num_levels must be a positive int, got {num_levels!r}")
+    lo, hi = _positive("noise_min", noise_min), _positive("noise_max", noise_max)
+    if num_levels > 1 and not lo < hi:
+        raise ValueError(f"a ladder needs noise_min < noise_max, got {lo} and {hi}")
+    if num_levels == 1:
+        levels = [lo]
+    else:
+        ratio = (hi / lo) ** (1.0 / (num_levels - 1))
+        levels = [lo * ratio**k for k in range(num_levels)]
+    if kind == "ve":
+        prev, out = 0.0, []
+        for sigma in levels:
+            out.append(DiffusionKernel.ve(math.sqrt(sigma**2 - prev**2)))
+            prev = sigma
+        return out
+    if kind == "vp":
+        return [DiffusionKernel.vp(sigma**2) for sigma in levels]
+    raise ValueError(f"kernel must be 've' or 'vp', got {kind!r}")
+
+
+def ladder_marginals(kernels: list[DiffusionKernel]) -> tuple[list[float], list[float]]:
+    """``(m_t, σ_t)`` for t = 0..L with ``x_t = m_t x_0 + σ_t ε`` (``m_0 = 1``, ``σ_0 = 0``)."""
+    means, stds = [1.0], [0.0]
+    for k in kernels:
+        means.append(means[-1] * k.a)
+        stds.append(math.sqrt((k.a * stds[-1]) ** 2 + k.s**2))
+    return means, stds
+
+
+# ----------------------------------------------------------------------- quadratic energy: closed forms
+def quadratic_recovery_second_moment(
+    A: Tensor,
+    kernel: DiffusionKernel,
+    data_second_moment: Tensor,
+    steps: int | None = None,
+    step_size: float | None = None,
+    noise: bool = True,
+) -> Tensor:
+    """``E[x' x'ᵀ]`` of the recovery samples for ``E(x) = ½ xᵀAx`` (A symmetric), x ∼ p_d, x̃ ∼ Q(·|x).
+
+    ``S_x̃ = E[x̃x̃ᵀ] = a² S_d + s² I``. Exact posterior (``steps=None``): precision ``P = A + (a²/s²) I``,
+    ``x' | x̃ ∼ N(M x̃, P⁻¹)``, ``M = (a/s²) P⁻¹``, so ``E[x'x'ᵀ] = P⁻¹ + M S_x̃ Mᵀ``. ``steps = K`` Langevin steps of
+    size η from ``x̃/a`` (``x ← x − η∇U + sqrt(2η) ξ``, ``∇U = P x − (a/s²) x̃``): with ``B = I − ηP``,
+    ``x_K = M_K x̃ + n``, ``M_K = Bᴷ/a + η(a/s²) Σ_{j<K} Bʲ`` and ``Cov n = 2η Σ_{j<K} B²ʲ`` (0 when ``noise`` is
+    False: gradient descent). Computed in float64.
+    """
+    A = A.detach().double()
+    d = A.shape[0]
+    if A.shape != (d, d) or data_second_moment.shape != (d, d):
+        raise ValueError(
+            f"A and data_second_moment must both be (d, d) matrices, got {tuple(A.shape)} and "
+            f"{tuple(data_second_moment.shape)}"
+        )
+    eye = torch.eye(d, dtype=torch.float64, device=A.device)
+    a, s2 = kernel.a, kernel.s**2
+    s_tilde = a**2 * data_second_moment.detach().double() + s2 * eye
+    precision = A + (a**2 / s2) * eye
+    if steps is None:
+        cov = torch.linalg.inv(precision)
+        m = (a / s2) * cov
+        return cov + m @ s_tilde @ m.T
+    if step_size is None:
+        raise ValueError("give step_size together with steps (the Langevin step η)")
+    eta = _positive("step_size", step_size)
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive int or None (exact posterior), got {steps!r}")
+    b = eye - eta * precision
+    power, geo, noise_cov = eye.clone(), torch.zeros_like(eye), torch.zeros_like(eye)
+    for _ in range(steps):
+        geo = geo + power
+        noise_cov = noise_cov + power @ power.T
+        power = b @ power
+    m_k = power / a + eta * (a / s2) * geo
+    out = m_k @ s_tilde @ m_k.T
+    return out + 2.0 * eta * noise_cov if noise else out
+
+
+def quadratic_dcd_gradient(
+    A: Tensor,
+    kernel: DiffusionKernel,
+    data_second_moment: Tensor,
+    steps: int | None = None,
+    step_size: float | None = None,
+    noise: bool = True,
+) -> Tensor:
+    """Expected gradient with respect to A of the surrogate ``mean E(x) − mean E(sg(x'))`` for ``E = ½ xᵀAx``.
+
+    ``∇_A E(x) = ½ x xᵀ``, so the gradient is ``½ (S_d − E[x'x'ᵀ])`` with ``E[x'x'ᵀ]`` from
+    :func:`quadratic_recovery_second_moment` (exact posterior: the exact DCD gradient). Zero at ``A = S_d⁻¹``
+    for centred Gaussian data, for the exact posterior.
+    """
+    second = quadratic_recovery_second_moment(A, kernel, data_second_moment, steps, step_size, noise)
+    return 0.5 * (data_second_moment.detach().double() - second)

@@ -1,0 +1,386 @@
+"""``DCDModule``: energy-based models trained by Diffusion Contrastive Divergence (Luo et al. 2023).
+
+Derived from the paper's definitions (its body was not available to us; SPEC §5). Contrastive divergence is
+``KL(p_d‖p_θ) − KL(K_θ p_d‖p_θ)`` with ``K_θ`` the model's own MCMC kernel. DCD replaces ``K_θ`` by a θ-free
+Gaussian diffusion kernel ``Q(x̃ | x) = N(a x, s² I)`` (VE: ``a = 1``; VP: ``a = sqrt(1 − β)``, ``s = sqrt(β)``):
+
+    DCD_Q(θ) = KL(p_d ‖ p_θ) − KL(Q p_d ‖ Q p_θ) ≥ 0.
+
+Writing ``p_θ = exp(−E_θ)/Z_θ`` and ``(Q p_θ)(x̃) = ∫ Q(x̃|x') exp(−E_θ(x'))dx' / Z_θ``, both KL terms contain
+``log Z_θ`` with opposite signs, so it cancels; differentiating the remaining terms gives
+
+    ∇θ DCD = E_{p_d}[∇θ E(x)] − E_{x∼p_d, x̃∼Q(·|x), x'∼p_θ(·|x̃)}[∇θ E(x')],
+
+(the second expectation is the θ-derivative of ``−E_{Qp_d} log ∫ Q(x̃|x') e^{−E(x')}dx'``), with the recovery
+posterior ``p_θ(x'|x̃) ∝ exp(−U(x'))``, ``U(x') = E(x') + ‖x̃ − a x'‖²/(2s²)``. Each step therefore: noise the
+batch (``x̃ = a x + s ξ``), run ``mcmc_steps`` = K steps of any ``lit_gen.mcmc`` sampler on U started at
+``x̃/a`` with step ``η = c (s/a)²``, and minimise ``mean E(x) − mean E(sg(x')) + α(mean E(x)² + mean E(x')²)``.
+For small s the posterior is nearly Gaussian of width s/a, which is why a few steps suffice.
+
+Caveat on K = 1 (derived here, checked in the tests): one exact Langevin step from ``x̃/a`` adds noise on top of
+the kernel's and cannot remove it, so for small s the one-step estimator's fixed point is the tempered
+density ``∝ p_d^{1 + 1/(2c)}``, not ``p_d``. K steps approach the exact posterior as ``(1 − c)^K``.
+The noise-free one-step variant (``Langevin(noise_scale=0)``, ``step_scale=0.5``) is consistent to leading
+order in s: its gradient is then proportional to the score-matching gradient (Hyvärinen 2005).
+
+Time-dependent variant (``num_levels = L > 1``, Gao et al. 2021 style ladder): an energy ``E_θ(x, t)`` for
+levels t = 0..L−1 of the ladder ``x_0 = data → x_1 → … → x_L`` (kernels from
+:func:`lit_gen.losses.dcd.kernel_ladder`). A training step draws one level t per batch, forms
+``x_t = m_t x_0 + σ_t ε`` and ``x_{t+1} ∼ Q_{t+1}(·|x_t)`` and applies DCD to ``E(·, t)`` with ``Q_{t+1}``.
+Generation starts ``x_L`` from a Gaussian moment-matched to the training data's level-L marginal and
+anneals down the ladder, sampling ``x_t ∼ p_θ(x_t | x_{t+1})`` at each level.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import Tensor, nn
+
+from lit_gen.denoise import denoise
+from lit_gen.losses.dcd import (
+    dcd_loss,
+    kernel_ladder,
+    ladder_marginals,
+    recovery_energy,
+    scaled_sampler,
+)
+from lit_gen.mcmc import Langevin, MCMCSampler, UniformInit
+from lit_gen.models.base import GenerativeModule, NetFactory, build_network
+
+_HINT = (
+    "Lower the learning rate or step_scale, raise alpha (energy regulariser), raise mcmc_steps, or enable "
+    "gradient clipping (trainer.gradient_clip_val)."
+)
+
+
+class DCDModule(GenerativeModule):
+    """An energy ``E(x)`` (or ``E(x, t)`` on a noise ladder) trained by Diffusion Contrastive Divergence.
+
+    Args:
+        energy_net: energy network factory; ``E(x) -> (B,)`` (e.g. ``lit_gen.nn.EnergyMLP``) when
+            ``num_levels = 1``, ``E(x, t) -> (B,)`` (``lit_gen.nn.TimeEnergyMLP``, ``lit_gen.nn.UNetEnergy``) when
+            ``num_levels > 1``.
+        data_shape: shape of one data point (linked from the data module by the CLI).
+        kernel: ``ve`` (``x̃ = x + sξ``) or ``vp`` (``x̃ = sqrt(1−s²) x + s ξ``, i.e. β = s²).
+        noise: the kernel's s (first level of the ladder).
+        num_levels: 1 for the plain EBM, L > 1 for the time-dependent variant over L levels.
+        max_noise: the last level's marginal noise (VE: σ_L; VP: sqrt(β_L)); used when ``num_levels > 1``.
+        sampler: recovery-posterior sampler (default: exact Langevin).
+        mcmc_steps: K, posterior sampler steps per training batch (K = 1: one-step estimator).
+        step_scale: c: the sampler's step is set to ``c (s/a)²`` (HMC: ``sqrt(2c) s/a``) for each kernel;
+            ``None`` uses the sampler's own step unchanged.
+        alpha: weight of the energy-magnitude regulariser.
+        energy_bound: the divergence guard's limit on |E|.
+        sample_steps: ``num_levels = 1``: steps of the long-run chain of ``sample()`` from the init box;
+            ``num_levels > 1``: posterior steps per level of the annealed generation.
+        sample_sampler: sampler of ``sample()`` (default: the training sampler). On a ladder its step is
+            scaled per level like the training sampler's.
+        init_low, init_high: box of the uniform init of long-run chains; ``None`` derives it from the data
+            module's bounds padded by 10% (images: [-1, 1]).
+        grid_limit: half-width of the [−L, L]² grid of the 2D grid NLL in the test report.
+        denoise_sigmas: noise levels of the test-time denoising evaluation on image data (PSNR).
+        denoise_method, denoise_steps, denoise_step_scale: arguments of :func:`lit_gen.denoise.denoise`.
+        denoise_num_images: test images denoised per σ (the first ones of the test split).
+    """
+
+    def __init__(
+        self,
+        energy_net: NetFactory,
+        data_shape: Sequence[int] = (2,),
+        kernel: Literal["ve", "vp"] = "ve",
+        noise: float = 0.3,
+        num_levels: int = 1,
+        max_noise: float | None = None,
+        sampler: MCMCSampler | None = None,
+        mcmc_steps: int = 5,
+        step_scale: float | None = 0.1,
+        alpha: float = 0.1,
+        energy_bound: float = 1e4,
+        sample_steps: int = 200,
+        sample_sampler: MCMCSampler | None = None,
+        init_low: float | None = None,
+        init_high: float | None = None,
+        grid_limit: float = 6.0,
+        denoise_sigmas: Sequence[float] = (0.1, 0.2, 0.3),
+        denoise_method: Literal["map", "sample", "mean"] = "map",
+        denoise_steps: int = 100,
+        denoise_step_scale: float = 0.1,
+        denoise_num_images: int = 512,
+        optimizer: OptimizerCallable = torch.optim.Adam,
+        lr_scheduler: LRSchedulerCallable | None = None,
+        eval_metrics: bool = True,
+    ) -> None:
+        super().__init__(data_shape, optimizer, lr_scheduler, eval_metrics)
+        self.save_hyperparameters(ignore=["energy_net", "sampler", "sample_sampler", "optimizer", "lr_scheduler"])
+        if kernel not in ("ve", "vp"):
+            raise ValueError(f"kernel must be 've' or 'vp', got {kernel!r}")
+        for name, value in (("mcmc_steps", mcmc_steps), ("sample_steps", sample_steps),
+                            ("num_levels", num_levels), ("denoise_steps", denoise_steps),
+                            ("denoise_num_images", denoise_num_images)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if num_levels > 1 and max_noise is None:
+            raise ValueError("a noise ladder (num_levels > 1) needs max_noise, the last level's noise")
+        if (init_low is None) != (init_high is None):
+            raise ValueError("give both init_low and init_high, or neither (then the data's bounds are used)")
+        if any(not (isinstance(s, (int, float)) and s > 0) for s in denoise_sigmas):
+            raise ValueError(f"denoise_sigmas must be positive noise stds, got {list(denoise_sigmas)}")
+        self.energy_net = build_network(energy_net, self.data_shape)
+        self.kernel_kind = kernel
+        self.num_levels = int(num_levels)
+        self.kernels = kernel_ladder(kernel, self.num_levels, noise, noise if max_noise is None else max_noise)
+        self.marginal_mean, self.marginal_std = ladder_marginals(self.kernels)
+        self.sampler = sampler if sampler is not None else Langevin(step_size=0.01)
+        self.sample_sampler = sample_sampler if sample_sampler is not None else self.sampler
+        self.step_scale = step_scale
+        # one step-matched copy per level, built once (a compiled Langevin keeps its graph per copy)
+        self.level_samplers = [scaled_sampler(self.sampler, k, step_scale) for k in self.kernels]
+        self.level_sample_samplers = [scaled_sampler(self.sample_sampler, k, step_scale) for k in self.kernels]
+        self.mcmc_steps = int(mcmc_steps)
+        self.alpha = float(alpha)
+        self.energy_bound = float(energy_bound)
+        self.sample_steps = int(sample_steps)
+        self.grid_limit = float(grid_limit)
+        self.denoise_sigmas = tuple(float(s) for s in denoise_sigmas) if self.is_image else ()
+        self.denoise_method = denoise_method
+        self.denoise_steps = int(denoise_steps)
+        self.denoise_step_scale = float(denoise_step_scale)
+        self.denoise_num_images = int(denoise_num_images)
+        # Data statistics live in buffers: they travel with .to(device) and are restored from checkpoints.
+        self.register_buffer("box_low", torch.full(self.data_shape, -1.0))
+        self.register_buffer("box_high", torch.full(self.data_shape, 1.0))
+        self.register_buffer("data_mean", torch.zeros(self.data_shape))
+        self.register_buffer("data_std", torch.ones(self.data_shape))
+        self.register_buffer("stats_ready", torch.tensor(False))
+        if init_low is not None:
+            if not float(init_low) < float(init_high):
+                raise ValueError(f"init_low must be below init_high, got {init_low} and {init_high}")
+            self._set_stats(torch.full(self.data_shape, float(init_low)), torch.full(self.data_shape, float(init_high)))
+        elif self.is_image:
+            self._set_stats(-torch.ones(self.data_shape), torch.ones(self.data_shape))
+        self._psnr = nn.ModuleDict()
+        if self.denoise_sigmas:
+            from torchmetrics.image import PeakSignalNoiseRatio
+
+            for sigma in self.denoise_sigmas:
+                for kind in ("noisy", "denoised"):
+                    self._psnr[_psnr_key(kind, sigma)] = PeakSignalNoiseRatio(data_range=2.0)
+        self._denoised_count = 0
+
+    # ------------------------------------------------------------------ energy
+    def energy(self, x: Tensor, t: Tensor | int = 0) -> Tensor:
+        """``E(x)`` (``num_levels = 1``) or ``E(x, t)`` (t: int or ``(B,)`` float level), shape ``(B,)``."""
+        if self.num_levels == 1:
+            return self.energy_net(x)
+        if not isinstance(t, Tensor):
+            t = torch.full((x.shape[0],), float(t), device=x.device, dtype=x.dtype)
+        return self.energy_net(x, t)
+
+    def energy_for_plot(self, x: Tensor) -> Tensor:
+        """Energy of the data level, drawn by the plotting callback's heat map."""
+        return self.energy(x.to(self.device)).detach().float()
+
+    def ood_score(self, x: Tensor) -> Tensor:
+        """Out-of-distribution score ``−E(x)`` (data level): higher means more typical of the training data."""
+        return -self.energy(x.to(self.device)).detach().float()
+
+    # ------------------------------------------------------------- data stats
+    def _set_stats(self, low: Tensor, high: Tensor, data: Tensor | None = None) -> None:
+        self.box_low.copy_(low.reshape(self.data_shape))
+        self.box_high.copy_(high.reshape(self.data_shape))
+        if data is not None and len(data) > 1:
+            self.data_mean.copy_(data.mean(0).reshape(self.data_shape))
+            self.data_std.copy_(data.std(0).reshape(self.data_shape))
+        else:  # moments of the uniform distribution on the box
+            self.data_mean.copy_((self.box_low + self.box_high) / 2)
+            self.data_std.copy_((self.box_high - self.box_low) / math.sqrt(12.0))
+        self.stats_ready.fill_(True)
+
+    def on_fit_start(self) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        data = None
+        getter = getattr(datamodule, "tensor", None)
+        if getter is not None:
+            try:
+                data = getter("train").to(self.device)
+            except (KeyError, ValueError, RuntimeError):
+                data = None
+        if bool(self.stats_ready):
+            if data is not None and len(data) > 1:
+                self.data_mean.copy_(data.mean(0).reshape(self.data_shape))
+                self.data_std.copy_(data.std(0).reshape(self.data_shape))
+            return
+        bounds = getattr(datamodule, "bounds", None)
+        if bounds is None:
+            raise RuntimeError("the data module has no bounds(); set init_low and init_high in the model")
+        low, high = (b.to(self.device) for b in bounds())
+        pad = 0.1 * (high - low)
+        self._set_stats(low - pad, high + pad, data)
+
+    # ---------------------------------------------------------------- training
+    def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
+        x0 = self.check_batch(batch)
+        level = int(torch.randint(self.num_levels, ())) if self.num_levels > 1 else 0
+        kernel = self.kernels[level]
+        x_pos = x0
+        if level > 0:
+            x_pos = self.marginal_mean[level] * x0 + self.marginal_std[level] * torch.randn_like(x0)
+        x_tilde = kernel.sample(x_pos)
+
+        def energy_t(z: Tensor) -> Tensor:
+            return self.energy(z, level)
+
+        result = self.level_samplers[level].run(
+            recovery_energy(energy_t, x_tilde, kernel), kernel.posterior_init(x_tilde), self.mcmc_steps
+        )
+        e_pos = energy_t(x_pos)
+        e_neg = energy_t(result.x.detach())
+        self._guard(None, torch.cat([e_pos.detach(), e_neg.detach()]))
+        loss, parts = dcd_loss(e_pos, e_neg, self.alpha)
+        self._guard(loss, None)
+        self.log_dict(
+            {
+                "train/energy_pos": e_pos.mean().detach(),
+                "train/energy_neg": e_neg.mean().detach(),
+                "train/dcd": parts["dcd"],
+                "train/recovery_shift": (result.x - x_tilde / kernel.a).flatten(1).norm(dim=1).mean(),
+                "train/mcmc_acceptance": float(result.stats.get("acceptance_rate", 1.0)),
+            }
+        )
+        self.log("train/loss", loss, prog_bar=True)
+        return loss
+
+    def _guard(self, loss: Tensor | None, energies: Tensor | None) -> None:
+        if loss is not None:
+            self.check_finite(loss, "the DCD loss", _HINT)
+        if energies is not None:
+            self.check_finite(energies, "the energies", _HINT)
+            peak = float(energies.abs().max())
+            if peak > self.energy_bound:
+                half = len(energies) // 2
+                raise FloatingPointError(
+                    f"the DCD energy diverged at global step {self.global_step}: |E| reached {peak:.3g} "
+                    f"(bound energy_bound={self.energy_bound:g}; mean energy of data "
+                    f"{float(energies[:half].mean()):.3g}, of recovery samples {float(energies[half:].mean()):.3g})"
+                    f". {_HINT} The last good checkpoint is kept in the run directory."
+                )
+
+    # ---------------------------------------------------------------- sampling
+    def _require_stats(self) -> None:
+        if not bool(self.stats_ready):
+            raise RuntimeError(
+                "the data range is unknown: fit the model on a data module first, or set init_low/init_high"
+            )
+
+    def sample(
+        self, n: int, steps: int | None = None, generator: torch.Generator | None = None, init: Tensor | None = None
+    ) -> Tensor:
+        """Draw ``n`` samples.
+
+        ``num_levels = 1``: ``steps`` (default ``sample_steps``) of ``sample_sampler`` on E from uniform points of
+        the init box (or ``init``). ``num_levels > 1``: annealed generation down the ladder, ``steps`` posterior
+        steps per level, from a Gaussian moment-matched to the top level's marginal (or ``init``).
+        """
+        if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
+            raise ValueError(f"number of samples must be a positive int, got {n!r}")
+        steps = self.sample_steps if steps is None else int(steps)
+        if steps <= 0:
+            raise ValueError(f"steps must be a positive number of MCMC steps, got {steps}")
+        if init is None:
+            self._require_stats()
+        was_training = self.training
+        self.eval()
+        try:
+            if self.num_levels == 1:
+                x = init
+                if x is None:
+                    x = UniformInit(self.box_low, self.box_high).sample(n, self.data_shape, generator, self.device)
+                return self.sample_sampler.run(self.energy, x, steps, generator=generator).x
+            return self._anneal(n, steps, generator, init)
+        finally:
+            self.train(was_training)
+
+    def _anneal(self, n: int, steps: int, generator: torch.Generator | None, init: Tensor | None) -> Tensor:
+        top = self.num_levels
+        if init is None:
+            mean = self.marginal_mean[top] * self.data_mean
+            std = torch.sqrt((self.marginal_mean[top] * self.data_std) ** 2 + self.marginal_std[top] ** 2)
+            draw = generator.device if generator is not None else self.device
+            noise = torch.randn((n, *self.data_shape), generator=generator, device=draw).to(self.device)
+            x = mean + std * noise
+        else:
+            x = init.to(self.device)
+        for level in reversed(range(top)):
+            kernel = self.kernels[level]
+
+            def energy_t(z: Tensor, level: int = level) -> Tensor:
+                return self.energy(z, level)
+
+            x = self.level_sample_samplers[level].run(
+                recovery_energy(energy_t, x, kernel), kernel.posterior_init(x), steps, generator=generator
+            ).x
+        return x
+
+    # -------------------------------------------------------------- evaluation
+    def test_step(self, batch: Tensor, batch_idx: int) -> None:
+        super().test_step(batch, batch_idx)
+        if not self.denoise_sigmas or self._denoised_count >= self.denoise_num_images:
+            return
+        x = self.check_batch(batch)[: self.denoise_num_images - self._denoised_count]
+        self._denoised_count += len(x)
+        for k, sigma in enumerate(self.denoise_sigmas):
+            g = torch.Generator().manual_seed(1000 * batch_idx + k)  # same noisy images for every model
+            y = x + sigma * torch.randn(x.shape, generator=g, dtype=x.dtype).to(x.device)
+            x_hat = denoise(self.energy, y, sigma, method=self.denoise_method, steps=self.denoise_steps,
+                            step_scale=self.denoise_step_scale, clamp=(-1.0, 1.0), generator=g)
+            self._psnr[_psnr_key("noisy", sigma)].update(y.float(), x.float())
+            self._psnr[_psnr_key("denoised", sigma)].update(x_hat.float(), x.float())
+
+    def on_test_epoch_start(self) -> None:
+        self._denoised_count = 0
+
+    def extra_test_metrics(self, test_data: Tensor | None) -> dict[str, float]:
+        out: dict[str, float] = {}
+        if self.denoise_sigmas and self._denoised_count > 0:
+            for sigma in self.denoise_sigmas:
+                noisy = float(self._psnr[_psnr_key("noisy", sigma)].compute())
+                clean = float(self._psnr[_psnr_key("denoised", sigma)].compute())
+                out[f"psnr_noisy_s{sigma:g}"] = noisy
+                out[f"psnr_denoised_s{sigma:g}"] = clean
+                out[f"psnr_gain_s{sigma:g}"] = clean - noisy
+            for metric in self._psnr.values():
+                metric.reset()
+        if test_data is None:
+            return out
+        if self.is_image:
+            from lit_gen.metrics import ood_report
+
+            with torch.inference_mode(False), torch.no_grad():
+                out.update(ood_report(self.ood_score, test_data.to(self.device)))
+            return out
+        if self.data_shape != (2,):
+            return out
+        from lit_gen.metrics import grid_nll
+
+        with torch.inference_mode(False), torch.no_grad():
+            res = grid_nll(self.energy_for_plot, test_data.to(self.device), limit=self.grid_limit,
+                           device=self.device)
+        out.update({"grid_nll": float(res["nll"]), "grid_nll_2L": float(res["nll_2L"]),
+                    "mass_escape": float(res["mass_escape"])})
+        true_nll = getattr(self.trainer.datamodule, "true_nll", None) if self._trainer is not None else None
+        if callable(true_nll):
+            value = true_nll("test")
+            if value is not None:
+                out["true_nll"] = float(value)
+                out["nll_gap"] = out["grid_nll"] - out["true_nll"]
+        return out
+
+
+def _psnr_key(kind: str, sigma: float) -> str:
+    # ModuleDict keys cannot contain dots
+    return f"{kind}_{round(sigma * 1e4)}"
