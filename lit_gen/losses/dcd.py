@@ -31,6 +31,7 @@ from torch import Tensor
 
 from lit_gen.losses.contrastive_divergence import contrastive_divergence_loss
 from lit_gen.mcmc import HMC, Langevin, MCMCSampler
+from lit_gen.mcmc.base import _check_positive as _positive
 
 EnergyFn = Callable[[Tensor], Tensor]
 KernelKind = Literal["ve", "vp"]
@@ -45,15 +46,6 @@ __all__ = [
     "recovery_energy",
     "scaled_sampler",
 ]
-
-
-def _positive(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    value = float(value)
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a positive finite number, got {value}")
-    return value
 
 
 @dataclass(frozen=True)
