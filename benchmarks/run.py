@@ -5,7 +5,8 @@
 
 Each ``benchmarks/bench_*.py`` is a standalone script writing ``benchmarks/results/<name>.md``; this runner calls
 them in turn (one process each, so that one failing benchmark is reported without hiding the others) and
-concatenates the tables under a header that records the machine and the commands.
+concatenates the tables under a header that records the machine and the commands. A rich progress bar follows the
+scripts; each script's own output goes to ``runs/bench_logs/<script>.log``.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ import datetime
 import platform
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -28,7 +31,12 @@ BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
     ("bench_langevin.py", ["--threads", "1", "--repeats", "5"], ["--threads", "1", "--repeats", "15"]),
     ("bench_dcd.py", ["--quick"], []),
     ("bench_ddaebm.py", ["--quick"], []),
+    ("bench_oism.py", ["--quick"], []),
+    ("bench_overhead.py", ["--quick"], []),
+    ("bench_peers.py", ["--quick"], []),
+    ("bench_quality.py", ["--quick"], []),
 ]
+LOGS = ROOT / "runs" / "bench_logs"
 
 
 def main() -> None:
@@ -37,14 +45,25 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", default=None, help="script names to run (default: all)")
     args = parser.parse_args()
     failures = []
-    for script, quick, full in BENCHMARKS:
-        path = ROOT / "benchmarks" / script
-        if not path.exists() or (args.only and script not in args.only):
-            continue
-        cmd = [sys.executable, str(path), *(quick if args.quick else full)]
-        print(f"$ {' '.join(cmd[1:])}", flush=True)
-        if subprocess.run(cmd, cwd=ROOT).returncode != 0:
-            failures.append(script)
+    todo = [(s, q, f) for s, q, f in BENCHMARKS
+            if (ROOT / "benchmarks" / s).exists() and not (args.only and s not in args.only)]
+    LOGS.mkdir(parents=True, exist_ok=True)
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())
+    with Progress(*columns) as progress:
+        task = progress.add_task("benchmarks", total=len(todo))
+        for script, quick, full in todo:
+            cmd = [sys.executable, str(ROOT / "benchmarks" / script), *(quick if args.quick else full)]
+            progress.update(task, description=f"{script} (log: {LOGS.relative_to(ROOT)}/{Path(script).stem}.log)")
+            start = time.perf_counter()
+            log = LOGS / f"{Path(script).stem}.log"
+            with log.open("w") as out:  # each script's own output and bars go to its log, not over this bar
+                code = subprocess.run(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT).returncode
+            status = "[green]ok[/]" if code == 0 else f"[red]failed ({code})[/], see {log}"
+            progress.console.print(f"{script}: {status} in {time.perf_counter() - start:.0f} s")
+            if code != 0:
+                failures.append(script)
+            progress.advance(task)
     write_benchmarks_md(quick=args.quick, failures=failures)
     if failures:
         sys.exit(f"benchmarks failed: {', '.join(failures)}")

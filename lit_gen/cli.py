@@ -9,10 +9,13 @@ data dimension: the same toy config trains on a user's ``.npy`` file of any dime
 
 from __future__ import annotations
 
+import importlib
 import sys
 import warnings
+from pathlib import Path
 from typing import Any
 
+import torch
 from lightning.pytorch.cli import LightningCLI
 
 from lit_gen.data import GenerativeDataModule
@@ -31,6 +34,32 @@ class LitGenCLI(LightningCLI):
             help="After `fit`, run `test` on the final weights and print the test report.",
         )
 
+    def _parse_ckpt_path(self) -> None:
+        """Refuse a ``--ckpt_path`` written by an unrelated module class before Lightning merges its hyper-parameters.
+
+        LightningCLI re-parses the checkpoint's hyper-parameters into the ``model`` config; with another module's
+        checkpoint that fails deep in the parser ("the following arguments are required: net").
+        """
+        check_checkpoint_module(self.config)
+        super()._parse_ckpt_path()
+
+    def instantiate_classes(self) -> None:
+        """Build the classes; a constructor's own error reaches the user as it is, not inside a parser error.
+
+        jsonargparse reports a failing ``class_path`` constructor as "Does not validate against any of the Union
+        subtypes", with the constructor's message buried in a list; re-raising that cause keeps its clear message
+        (e.g. an empty data file, ``sampler_steps`` <= 0) and its traceback into the constructor.
+        """
+        try:
+            super().instantiate_classes()
+        except ValueError as err:
+            cause = err.__cause__
+            if not isinstance(cause, Exception) or "Union subtypes" not in str(err):
+                raise
+            if hasattr(cause, "add_note"):  # Python >= 3.11
+                cause.add_note("(raised while building the classes of the config)")
+            raise cause from None
+
     def after_fit(self) -> None:
         if self.config.get(self.subcommand, {}).get("test_after_fit"):
             self.trainer.test(self.model, datamodule=self.datamodule)
@@ -48,6 +77,41 @@ class LitGenCLI(LightningCLI):
         if "sw1" in report and "sw1_floor" in report:
             lines.append(f"SW1 of the samples: {report['sw1']:.4f} (data-vs-data floor {report['sw1_floor']:.4f})")
         print("\n".join(lines))
+
+
+def _import(class_path: str) -> type | None:
+    module, _, name = class_path.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError):
+        return None
+
+
+def check_checkpoint_module(config: Any) -> None:
+    """Raise a ValueError when the config's ``ckpt_path`` was written by a module class unrelated to the config's.
+
+    A subclass of the writer (or the writer's subclass) is accepted: its weights may well fit.
+    """
+    subcommand = config.get("subcommand")
+    section = config.get(subcommand) if subcommand else None
+    path = section.get("ckpt_path") if section is not None else None
+    if not path or not Path(path).is_file():
+        return
+    try:
+        hparams = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("hyper_parameters") or {}
+    except Exception:  # not a zip checkpoint or not loadable safely: Lightning's own loading reports it
+        return
+    written, wanted = hparams.get("_class_path"), (section.get("model") or {}).get("class_path")
+    if not written or not wanted or written == wanted:
+        return
+    a, b = _import(written), _import(wanted)
+    if isinstance(a, type) and isinstance(b, type) and (issubclass(a, b) or issubclass(b, a)):
+        return
+    raise ValueError(
+        f"--ckpt_path {path} was written by {written}, but the config builds {wanted}: a checkpoint only loads "
+        f"into the module (and networks) it was trained with; pass that run's config (config.yaml in its run "
+        f"directory) or a checkpoint of {wanted.rsplit('.', 1)[-1]}"
+    )
 
 
 def main(args: list[str] | None = None) -> None:

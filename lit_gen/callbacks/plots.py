@@ -80,12 +80,9 @@ class SamplePlotCallback(L.Callback):
 
     @staticmethod
     def _log_figure(trainer: L.Trainer, tag: str, fig: Any) -> None:
-        import matplotlib.pyplot as plt
-
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
                 logger.experiment.add_figure(tag, fig, trainer.global_step, close=False)
-        plt.close(fig)
 
 
 def _reference_data(trainer: L.Trainer, stage: str) -> Tensor | None:

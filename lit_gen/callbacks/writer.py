@@ -60,8 +60,6 @@ class SampleWriter(BasePredictionWriter):
             save_image_grid(samples[:64], png)
             self.paths.append(png)
         elif samples.dim() == 2 and samples.shape[1] == 2:
-            import matplotlib.pyplot as plt
-
-            plt.close(plot_samples_2d(samples, title=f"{len(samples)} samples", path=png))
+            plot_samples_2d(samples, title=f"{len(samples)} samples", path=png)
             self.paths.append(png)
         print(f"wrote {len(samples)} samples to {', '.join(str(p) for p in self.paths)}")

@@ -22,6 +22,7 @@ from torch import Tensor
 
 from lit_gen.data.base import InMemoryDataModule, check_positive_int, derive_seed
 from lit_gen.data.mixture import GaussianMixture
+from lit_gen.data.torus import wrapped_gaussians
 
 __all__ = [
     "TOY_DATASETS",
@@ -147,6 +148,7 @@ _SAMPLERS: dict[str, Callable[[int, torch.Generator | None], Tensor]] = {
     "rings": _rings,
     "moons": _moons,
     "circles": _circles,
+    "wrapped_gaussians": lambda n, g: wrapped_gaussians().sample(n, g),  # periodic, on [-π, π)²
 }
 
 TOY_DATASETS: tuple[str, ...] = tuple(_SAMPLERS)
@@ -182,13 +184,16 @@ def toy_mixture(name: str) -> GaussianMixture | None:
 def toy_log_prob(name: str) -> Callable[[Tensor], Tensor] | None:
     """Exact ``log p(x)`` of the toy set ``name`` (``(n, 2) -> (n,)``), or None when it is not known.
 
-    Known for ``8gaussians`` and ``25gaussians`` (mixtures) and ``checkerboard`` (piecewise uniform).
+    Known for ``8gaussians`` and ``25gaussians`` (mixtures), ``checkerboard`` (piecewise uniform) and
+    ``wrapped_gaussians`` (a wrapped mixture on the torus ``[−π, π)²``, :mod:`lit_gen.data.torus`).
     """
     mixture = toy_mixture(name)
     if mixture is not None:
         return mixture.log_prob
     if name == "checkerboard":
         return _checkerboard_log_prob
+    if name == "wrapped_gaussians":
+        return wrapped_gaussians().log_prob
     return None
 
 

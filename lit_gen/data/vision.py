@@ -118,6 +118,7 @@ class VisionDataModule(GenerativeDataModule):
         return [root / p for p in self.expected_paths() if not (root / p).exists()]
 
     def missing_files_message(self, missing: list[Path]) -> str:
+        """The error text for missing files: the root, the files expected there and the ``download`` switch."""
         name = type(self).__name__.removesuffix("DataModule")
         root = Path(self.root).expanduser()
         lines = "\n".join(f"  - {p}" for p in missing)

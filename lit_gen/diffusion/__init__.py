@@ -4,7 +4,10 @@ Nothing here imports Lightning; every piece works in a plain PyTorch loop.
 """
 
 from lit_gen.diffusion.denoiser import Denoiser, GaussianDenoiser, NetworkDenoiser
+from lit_gen.diffusion.kernel_score import KernelDenoiser, TorusKernelDenoiser, wrap_to_torus
+from lit_gen.diffusion.likelihood import LikelihoodOutput, bits_per_dim, dequantize, pf_ode_log_prob
 from lit_gen.diffusion.losses import Weighting, dsm_loss, min_snr_weight
+from lit_gen.diffusion.oism import oism_loss, oism_posterior_mean, oism_target
 from lit_gen.diffusion.parametrization import (
     PREDICTIONS,
     Prediction,
@@ -65,4 +68,14 @@ __all__ = [
     "heun_sample",
     "euler_maruyama_sample",
     "karras_sigmas",
+    "oism_loss",
+    "oism_target",
+    "oism_posterior_mean",
+    "KernelDenoiser",
+    "TorusKernelDenoiser",
+    "wrap_to_torus",
+    "LikelihoodOutput",
+    "pf_ode_log_prob",
+    "dequantize",
+    "bits_per_dim",
 ]

@@ -78,6 +78,7 @@ class InitDistribution:
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> Tensor:
+        """``n`` draws of shape ``(n, *shape)``."""
         raise NotImplementedError
 
 
@@ -207,6 +208,7 @@ class ChainInit:
     """
 
     def initial(self, data: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Starting states of ``data.shape[0]`` chains, shaped, placed and typed like ``data``."""
         raise NotImplementedError
 
     def update(self, samples: Tensor) -> None:
@@ -216,9 +218,11 @@ class ChainInit:
         """Set the distribution fresh chains are drawn from (no-op where none is used)."""
 
     def state_dict(self) -> dict[str, Any]:
+        """State to save in a checkpoint (empty for stateless inits)."""
         return {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
         if not isinstance(state, dict):
             raise TypeError(f"state must be a dict from state_dict(), got {type(state).__name__}")
 
@@ -252,6 +256,7 @@ class NoiseInit(ChainInit):
         self.init_dist = init_dist
 
     def initial(self, data: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Fresh draws from the init distribution (short-run MCMC from noise)."""
         _check_data(data)
         dist = _require_init(self.init_dist, "NoiseInit")
         return dist.sample(data.shape[0], data.shape[1:], generator, data.device, data.dtype)
@@ -269,6 +274,7 @@ class DataInit(ChainInit):
         self.noise_std = float(noise_std)
 
     def initial(self, data: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """A copy of the data batch, plus ``noise_std`` Gaussian noise when set (CD-k)."""
         _check_data(data)
         x = data.detach().clone()
         if self.noise_std > 0:
@@ -322,6 +328,7 @@ class ReplayBuffer(ChainInit):
         self.init_dist = init_dist
 
     def initial(self, data: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Stored chains drawn at random, each restarted from the init distribution with ``restart_prob``."""
         _check_data(data)
         n, shape = data.shape[0], tuple(data.shape[1:])
         if n > self.capacity:
@@ -381,6 +388,7 @@ class ReplayBuffer(ChainInit):
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore the chains and settings saved by :meth:`state_dict`."""
         super().load_state_dict(state)
         missing = {"chains", "last_indices", "capacity"} - set(state)
         if missing:

@@ -11,7 +11,9 @@ from lit_gen.models.dcd import DCDModule  # noqa: E402
 from lit_gen.models.ddaebm import DDAEBMModule  # noqa: E402
 from lit_gen.models.diffusion import DiffusionModule  # noqa: E402
 from lit_gen.models.ebm import EBMModule  # noqa: E402
+from lit_gen.models.kernel_diffusion import KernelDiffusionModule  # noqa: E402
 
 __all__ = [
-    "DCDModule", "DDAEBMModule", "DiffusionModule", "EBMModule", "GenerativeModule", "NetFactory", "build_network",
+    "DCDModule", "DDAEBMModule", "DiffusionModule", "EBMModule", "GenerativeModule", "KernelDiffusionModule",
+    "NetFactory", "build_network",
 ]

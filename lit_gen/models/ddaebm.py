@@ -139,7 +139,10 @@ class DDAEBMModule(GenerativeModule):
         return self.energy_net(x, t)
 
     def energy_for_plot(self, x: Tensor) -> Tensor:
-        """``E(x, 0)``: the plotting callback draws ``exp(−E(x, 0))``."""
+        """``E(x, 0)``: the plotting callback draws ``exp(−E(x, 0))``, as the authors' toy code does (level 0,
+        not conditioned on x_1: at equilibrium ``E(x, 0) = −log q_0(x) + const``). Whether it peaks at known
+        modes: :func:`lit_gen.ddaebm.mode_peak_report`; on 2D data a plain MLP energy on raw coordinates does
+        not form sharp peaks in a few thousand batches, :class:`lit_gen.ddaebm.FourierTimeEnergyMLP` does."""
         return self.energy(x.to(self.device)).detach().float()
 
     def ood_score(self, x: Tensor) -> Tensor:
@@ -173,12 +176,16 @@ class DDAEBMModule(GenerativeModule):
     def _step(self, optimizer: Any, loss: Tensor) -> None:
         optimizer.zero_grad(set_to_none=True)
         self.manual_backward(loss)
-        if self.gradient_clip_val is not None:
-            self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip_val, gradient_clip_algorithm="norm")
-        optimizer.step()
+        optimizer.step()  # clips in on_before_optimizer_step
         scheduler = self._scheduler_of(optimizer)
         if scheduler is not None:
             scheduler.step()
+
+    def on_before_optimizer_step(self, optimizer: Any) -> None:
+        """Clip here, not before ``optimizer.step()``: under 16-mixed the precision plugin unscales the gradients
+        inside ``step`` just before this hook, so clipping earlier would clip the loss-scaled gradients."""
+        if self.gradient_clip_val is not None:
+            self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip_val, gradient_clip_algorithm="norm")
 
     def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
         x0 = self.check_batch(batch)

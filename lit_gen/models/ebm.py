@@ -26,6 +26,7 @@ from lit_gen.losses import (
 )
 from lit_gen.mcmc import DataInit, Langevin, MCMCSampler, NoiseInit, ReplayBuffer, UniformInit
 from lit_gen.models.base import GenerativeModule, NetFactory, build_network
+from lit_gen.utils.rank_state import gather_to_rank_zero, select_rank
 
 
 class EBMModule(GenerativeModule):
@@ -222,15 +223,22 @@ class EBMModule(GenerativeModule):
 
     # ---------------------------------------------------------- checkpointing
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["ebm_chains"] = self.chains.state_dict() if hasattr(self.chains, "state_dict") else None
+        """Save the chains of every rank (a list indexed by rank: under DDP each rank has its own buffer)."""
+        super().on_save_checkpoint(checkpoint)
+        state = self.chains.state_dict()
+        state = {k: v.cpu() if isinstance(v, Tensor) else v for k, v in state.items()}
+        checkpoint["ebm_chains"] = gather_to_rank_zero(state)
         checkpoint["ebm_init_box"] = self.init_box
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
         box = checkpoint.get("ebm_init_box")
         if box is not None:
             self._set_init_box(*box)
         state = checkpoint.get("ebm_chains")
-        if state is not None and hasattr(self.chains, "load_state_dict"):
+        if isinstance(state, list):  # one entry per rank
+            state = select_rank(state, self.global_rank, "replay buffers")
+        if state:
             self.chains.load_state_dict(state)
 
     # -------------------------------------------------------------- evaluation

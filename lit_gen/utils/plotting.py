@@ -1,16 +1,18 @@
-"""Matplotlib figures for samples (headless: the Agg backend)."""
+"""Matplotlib figures for samples.
+
+Figures are built with the object-oriented ``matplotlib.figure.Figure`` API, not ``pyplot``: they need no GUI
+backend (headless training writes PNGs) and importing this module leaves the user's backend alone (inline plots
+in notebooks keep working; a notebook shows a returned figure by displaying it).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-from torch import Tensor  # noqa: E402
+import torch
+from matplotlib.figure import Figure
+from torch import Tensor
 
 
 def plot_samples_2d(
@@ -21,10 +23,11 @@ def plot_samples_2d(
     path: str | Path | None = None,
     limit: float | None = None,
     resolution: int = 200,
-) -> plt.Figure:
+) -> Figure:
     """Scatter ``samples`` (orange) over ``data`` (grey); with ``energy``, a heat map of exp(−E) underneath."""
     samples = samples.detach().float().cpu()
-    fig, ax = plt.subplots(figsize=(5.5, 5.5), dpi=110)
+    fig = Figure(figsize=(5.5, 5.5), dpi=110)
+    ax = fig.subplots()
     pts = samples if data is None else torch.cat([samples, data.float().cpu()])
     finite = pts[torch.isfinite(pts).all(dim=1)]
     if limit is None:

@@ -44,6 +44,8 @@ def _shrink(cfg: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
     for key, small in (("sampler_steps", 2), ("sample_steps", 3), ("mcmc_steps", 2), ("denoise_steps", 2)):
         if key in model:
             model[key] = small
+    if cfg["model"]["class_path"].endswith("DiffusionModule"):  # the test NLL: a smoke run of the PF-ODE
+        model.update(test_nll_samples=8, test_nll_steps=1)
     data = cfg["data"].setdefault("init_args", {})
     name = cfg["data"]["class_path"].rsplit(".", 1)[-1]
     if name in FAKE_WRITERS:

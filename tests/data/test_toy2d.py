@@ -156,7 +156,7 @@ def test_2spirals_point_symmetry_and_extent() -> None:
 
 def test_log_prob_only_where_known() -> None:
     for name in TOY_DATASETS:
-        known = name in ("8gaussians", "25gaussians", "checkerboard")
+        known = name in ("8gaussians", "25gaussians", "checkerboard", "wrapped_gaussians")
         assert (toy_log_prob(name) is not None) == known
     assert toy_mixture("swissroll") is None
 
