@@ -46,6 +46,7 @@ def dsm_loss(
     t: Tensor | None = None,
     noise: Tensor | None = None,
     generator: torch.Generator | None = None,
+    target_fn: Callable[[Tensor, Tensor, Tensor], Tensor] | None = None,
 ) -> Tensor:
     """Denoising diffusion loss (Ho et al., 2020, "Denoising diffusion probabilistic models", eq. 14)::
 
@@ -53,6 +54,8 @@ def dsm_loss(
 
     with ``t ~ U{0, ..., T−1}`` (as floats) and ``ε ~ N(0, I)`` unless given, the target set by
     ``prediction`` (see :mod:`lit_gen.diffusion.parametrization`) and ``w = 1`` or min-SNR-γ.
+    ``target_fn(x0, noise, alpha_bar)``, if given, replaces the per-sample target (computed without gradient),
+    e.g. the OISM posterior average of :func:`lit_gen.diffusion.oism.oism_loss`.
     """
     check_prediction(prediction)
     if weighting not in ("none", "min_snr"):
@@ -74,7 +77,11 @@ def dsm_loss(
     one_minus = -torch.expm1(log_alpha_bar)
     shape = (-1, *([1] * (x0.dim() - 1)))
     x_t = alpha_bar.sqrt().to(x0.dtype).reshape(shape) * x0 + one_minus.sqrt().to(x0.dtype).reshape(shape) * noise
-    target = training_target(prediction, x0, noise, alpha_bar)
+    if target_fn is None:
+        target = training_target(prediction, x0, noise, alpha_bar)
+    else:
+        with torch.no_grad():
+            target = target_fn(x0, noise, alpha_bar)
     pred = net(x_t, t)
     if pred.shape != x0.shape:
         raise ValueError(

@@ -22,8 +22,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from lit_gen.diffusion._random import randint, randn
-from lit_gen.diffusion.losses import Weighting, min_snr_weight
+from lit_gen.diffusion.losses import Weighting, dsm_loss
 from lit_gen.diffusion.parametrization import Prediction, check_prediction
 from lit_gen.diffusion.schedules import NoiseSchedule
 
@@ -127,27 +126,9 @@ def oism_loss(
     """``L = mean_b w(t_b) · mean_dims (oism_target_b − net(x_t_b, t_b))²``: :func:`~lit_gen.diffusion.dsm_loss`
     with the target replaced by its posterior average over ``reference_size`` points (:func:`oism_target`)."""
     check_prediction(prediction)
-    if weighting not in ("none", "min_snr"):
-        raise ValueError(f"weighting must be 'none' or 'min_snr', got {weighting!r}")
-    if x0.dim() < 2:
-        raise ValueError(f"x0 must be a batch of shape (B, *data_shape), got shape {tuple(x0.shape)}")
-    batch = x0.shape[0]
-    if t is None:
-        t = randint(schedule.num_timesteps, (batch,), generator, x0.device).to(x0.dtype)
-    elif t.shape != (batch,):
-        raise ValueError(f"t must have shape (B,) = ({batch},), got {tuple(t.shape)}")
-    if noise is None:
-        noise = randn(x0.shape, generator, x0.device, x0.dtype)
-    log_alpha_bar = schedule.log_alpha_bar(t)
-    alpha_bar, one_minus = log_alpha_bar.exp(), -torch.expm1(log_alpha_bar)
-    shape = (-1, *([1] * (x0.dim() - 1)))
-    x_t = alpha_bar.sqrt().to(x0.dtype).reshape(shape) * x0 + one_minus.sqrt().to(x0.dtype).reshape(shape) * noise
-    with torch.no_grad():
-        target = oism_target(prediction, x0, noise, alpha_bar, reference_size, reference)
-    pred = net(x_t, t)
-    if pred.shape != x0.shape:
-        raise ValueError(f"the network returned shape {tuple(pred.shape)}, expected {tuple(x0.shape)}")
-    per_sample = (pred - target).square().flatten(1).mean(1)
-    if weighting == "min_snr":
-        per_sample = per_sample * min_snr_weight(alpha_bar / one_minus, prediction, gamma).to(per_sample.dtype)
-    return per_sample.mean()
+
+    def target_fn(x: Tensor, eps: Tensor, alpha_bar: Tensor) -> Tensor:
+        return oism_target(prediction, x, eps, alpha_bar, reference_size, reference)
+
+    return dsm_loss(net, schedule, x0, prediction, weighting, gamma, t=t, noise=noise, generator=generator,
+                    target_fn=target_fn)
