@@ -5,7 +5,8 @@ batches (a fresh ``Toy2DDataModule`` with the same seed yields the same order), 
 to 1e-4, gradient norm clipped at 1, sampled from an EMA copy (decay 0.999 with warm-up) on every side:
 
 - lit_gen ``DiffusionModule`` as ``configs/diffusion/toy2d.yaml`` ships it (v-prediction, cosine schedule) through
-  ``Trainer.fit``; sampled with its default Heun (18 steps, 35 NFE) and DDIM-50;
+  ``Trainer.fit``; sampled with that config's default DDIM-35 (trailing spacing, 35 NFE), Heun-18 (35 NFE) and
+  DDIM-50;
 - diffusers: ``DDPMScheduler`` (1000 steps, its default linear β, ``clip_sample=False`` since its default clamp of
   x̂0 to [-1, 1] is meant for images, not for data spanning ±4) ε-prediction training loss; sampled with its
   ``DDPMScheduler`` (1000 NFE), ``DDIMScheduler`` (50) and ``DPMSolverMultistepScheduler`` with
@@ -21,6 +22,12 @@ settings of ``configs/ebm/toy2d.yaml``) against torchebm's ``ContrastiveDivergen
 Both energies are judged by the grid NLL next to the true NLL (mixtures) and by SW1 of 500-step MALA samples drawn
 from each energy with the same lit_gen sampler and seed.
 
+The other two lit_gen methods join the table of their kind, each as its shipped config
+(``configs/<method>/toy2d.yaml`` through ``lit-gen fit``, only the data stream and the step budget overridden):
+``DCDModule`` among the energies (its level-0 energy judged like the others) and ``DDAEBMModule`` among the
+samplers (its 4-NFE generator; it trains two optimizers per batch, so it gets 2 × steps optimizer steps on the same
+batches).
+
 SW1 / MMD² against held-out points, next to the data-vs-data floor.
 
     python benchmarks/bench_peers.py [--quick] --out benchmarks/results/peers.md
@@ -30,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -100,7 +108,8 @@ def plain_train(net: nn.Module, loss_fn: Callable[[Tensor], Tensor], stream: Ite
 def lit_gen_diffusion(name: str, n_test: int, steps: int) -> dict[str, Callable[[int], tuple[Tensor, int]]]:
     L.seed_everything(0, verbose=False)
     model = DiffusionModule(
-        net=lambda s: make_net(), data_shape=(2,), schedule=CosineSchedule(1000), prediction="v", ema_decay=0.999,
+        net=lambda s: make_net(), data_shape=(2,), schedule=CosineSchedule(1000), prediction="v", sampler="ddim",
+        sampler_steps=35, ema_decay=0.999,
         ema_warmup=True, eval_metrics=False, optimizer=lambda p: torch.optim.Adam(p, lr=1e-3),
         lr_scheduler=lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=steps, eta_min=1e-4),
     )
@@ -113,7 +122,7 @@ def lit_gen_diffusion(name: str, n_test: int, steps: int) -> dict[str, Callable[
         return lambda n: model.sample(n, sampler=kind, steps=k, generator=torch.Generator().manual_seed(1),
                                       return_nfe=True)  # type: ignore[return-value]
 
-    return {"heun-18 (default)": sampler("heun", 18), "ddim-50": sampler("ddim", 50)}
+    return {"ddim-35 (default)": sampler("ddim", 35), "heun-18": sampler("heun", 18), "ddim-50": sampler("ddim", 50)}
 
 
 def diffusers_diffusion(name: str, n_test: int, steps: int) -> dict[str, Callable[[int], tuple[Tensor, int]]]:
@@ -226,6 +235,47 @@ def torchebm_ebm(name: str, n_test: int, steps: int) -> nn.Module:
     return net
 
 
+# ------------------------------------------------------------------------------------- shipped lit_gen configs
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def fit_config(method: str, name: str, n_test: int, max_steps: int, extra: tuple[str, ...] = ()) -> Any:
+    """``lit-gen fit --config configs/<method>/toy2d.yaml`` on ``data_module(name)``'s data stream; the module."""
+    from lit_gen.cli import build_cli
+
+    data = ["--data.init_args.name", name, "--data.init_args.n_train", "20000", "--data.init_args.n_val", "256",
+            "--data.init_args.n_test", str(n_test), "--data.init_args.batch_size", str(BATCH),
+            "--data.init_args.seed", "0"]
+    with tempfile.TemporaryDirectory() as workdir:
+        cli = build_cli(["fit", "--config", str(ROOT / "configs" / method / "toy2d.yaml"), *data, *extra,
+                         "--trainer.max_steps", str(max_steps), "--trainer.logger", "false",
+                         "--trainer.enable_progress_bar", "false", "--trainer.limit_val_batches", "0",
+                         "--trainer.default_root_dir", workdir])
+    return cli.model
+
+
+class LevelZeroEnergy(nn.Module):
+    """A DCD module's data-level energy ``E(x, 0)`` as a plain energy network (parameters included)."""
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.module.energy(x)
+
+
+def lit_gen_dcd(name: str, n_test: int, steps: int) -> nn.Module:
+    return LevelZeroEnergy(fit_config("dcd", name, n_test, steps))
+
+
+def lit_gen_ddaebm(name: str, n_test: int, steps: int) -> dict[str, Callable[[int], tuple[Tensor, int]]]:
+    t_max = [f"--model.init_args.{k}_lr_scheduler.init_args.T_max={steps}" for k in ("energy", "generator")]
+    model = fit_config("ddaebm", name, n_test, 2 * steps, tuple(t_max))
+    return {"DDAEBM-4 (default)": lambda n: model.sample(n, generator=torch.Generator().manual_seed(1),
+                                                          return_nfe=True)}
+
+
 # --------------------------------------------------------------------------------------------------- main
 def score(x: Tensor, test: Tensor) -> tuple[float, float]:
     x = x.detach().float()
@@ -236,7 +286,7 @@ def score(x: Tensor, test: Tensor) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="two data sets, 500 steps, 500 test points")
+    parser.add_argument("--quick", action="store_true", help="two data sets, 1500 steps, 2000 test points")
     parser.add_argument("--sets", nargs="*", default=None)
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--out", default="benchmarks/results/peers.md")
@@ -244,11 +294,13 @@ def main() -> None:
     torch.set_num_threads(1)
     sets = args.sets or (["8gaussians", "swissroll"] if args.quick else
                          ["8gaussians", "25gaussians", "swissroll", "2spirals", "pinwheel", "checkerboard"])
-    steps = args.steps or (500 if args.quick else 6000)
-    n_test = 500 if args.quick else 5000  # quick: 1000-step samplers on 500 points keep it within minutes
-    diffusion = {"lit_gen": lit_gen_diffusion, "diffusers": diffusers_diffusion,
+    steps = args.steps or (1500 if args.quick else 6000)
+    # SW1 between two independent draws of n points shrinks like n^-1/2: at 500 points the floor (0.07) is half of
+    # every model's score and differences between libraries drown in it; 2000 points halve it
+    n_test = 2000 if args.quick else 5000
+    diffusion = {"lit_gen": lit_gen_diffusion, "lit_gen DDAEBMModule": lit_gen_ddaebm, "diffusers": diffusers_diffusion,
                  "denoising-diffusion-pytorch": ddpm_pytorch_diffusion}
-    ebms = {"lit_gen EBMModule": lit_gen_ebm, "torchebm": torchebm_ebm}
+    ebms = {"lit_gen EBMModule": lit_gen_ebm, "lit_gen DCDModule": lit_gen_dcd, "torchebm": torchebm_ebm}
     rows: list[dict[str, Any]] = []
     ebm_rows: list[dict[str, Any]] = []
     with Progress() as progress:
@@ -299,7 +351,7 @@ def plot_sw1_vs_nfe(rows: list[dict[str, Any]], path: Path) -> None:
 
     sets = list(dict.fromkeys(r["set"] for r in rows))
     fig, axes = plt.subplots(1, len(sets), figsize=(4.5 * len(sets), 3.6), squeeze=False)
-    markers = {"lit_gen": "o", "diffusers": "s", "denoising-diffusion-pytorch": "^"}
+    markers = {"lit_gen": "o", "lit_gen DDAEBMModule": "D", "diffusers": "s", "denoising-diffusion-pytorch": "^"}
     for ax, name in zip(axes[0], sets, strict=True):
         for lib, marker in markers.items():
             pts = [r for r in rows if r["set"] == name and r["lib"] == lib]
@@ -319,7 +371,7 @@ def goal_notes(rows: list[dict[str, Any]]) -> list[str]:
     notes = []
     for name in dict.fromkeys(r["set"] for r in rows):
         mine = [r for r in rows if r["set"] == name and r["lib"] == "lit_gen" and r["nfe"] <= 35]
-        peers = [r for r in rows if r["set"] == name and r["lib"] != "lit_gen" and math.isfinite(r["sw1"])]
+        peers = [r for r in rows if r["set"] == name and not r["lib"].startswith("lit_gen") and math.isfinite(r["sw1"])]
         if not mine or not peers:
             continue
         best = min(peers, key=lambda r: r["sw1"])
@@ -327,6 +379,17 @@ def goal_notes(rows: list[dict[str, Any]]) -> list[str]:
         verdict = "met" if ratio <= 1.0 else f"missed by {100 * (ratio - 1):.0f}%"
         notes.append(f"- {name}: default {mine[0]['sampler']} ({mine[0]['nfe']} NFE) SW1 {mine[0]['sw1']:.4f} vs best "
                      f"peer {best['lib']} {best['sampler']} {best['sw1']:.4f} (ratio {ratio:.2f}): goal {verdict}.")
+    return notes
+
+
+def ebm_goal_notes(ebm_rows: list[dict[str, Any]]) -> list[str]:
+    """Issue 7's goal on the mixtures: the EBM's grid NLL within 0.1 nats of the true NLL."""
+    notes = []
+    for r in ebm_rows:
+        if r["lib"] == "lit_gen EBMModule" and r["true"] is not None:
+            gap = r["nll"] - r["true"]
+            verdict = "met" if abs(gap) <= 0.1 else f"missed by {abs(gap) - 0.1:.3f} nats"
+            notes.append(f"- {r['set']}: EBMModule grid NLL gap {gap:+.3f} nats (goal within 0.1): {verdict}.")
     return notes
 
 
@@ -339,13 +402,16 @@ def write(args: argparse.Namespace, steps: int, n_test: int, rows: list[dict[str
         f"Every contender trained {steps} steps on the same batches (batch {BATCH}), TimeMLP 256×4, Adam 1e-3 "
         "cosine-annealed to 1e-4, grad-norm clip 1, EMA 0.999 with warm-up; each library's own loss and samplers "
         f"(see the script's docstring). {n_test} samples per row against {n_test} held-out points; floor = the same "
-        "metric between training and held-out points. *ratio* = SW1 / best peer SW1 at any NFE on that set.",
+        "metric between training and held-out points. *ratio* = SW1 / best peer SW1 at any NFE on that set. "
+        "*lit_gen DDAEBMModule*: `configs/ddaebm/toy2d.yaml` as shipped (its own generator, energy and posterior "
+        f"networks), {2 * steps} optimizer steps = {steps} batches of the same stream, 4 NFE.",
         "",
         "| set | library | sampler | NFE | SW1 | SW1 floor | ratio to best peer | MMD² | MMD² floor | train s |",
         "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        peers = [q["sw1"] for q in rows if q["set"] == r["set"] and q["lib"] != "lit_gen" and math.isfinite(q["sw1"])]
+        peers = [q["sw1"] for q in rows
+                 if q["set"] == r["set"] and not q["lib"].startswith("lit_gen") and math.isfinite(q["sw1"])]
         best = min(peers) if peers else math.nan
         ratio = r["sw1"] / best if best > 0 else math.nan
         table.add_row(r["set"], r["lib"], r["sampler"], str(r["nfe"]), f"{r['sw1']:.4f}", f"{r['floor']:.4f}",
@@ -361,7 +427,9 @@ def write(args: argparse.Namespace, steps: int, n_test: int, rows: list[dict[str
         "",
         f"EBMs: persistent CD, {steps} steps, same EnergyMLP 128×3, batches and Adam; grid NLL on [-6, 6]² (400² "
         "cells; *2L*: on [-12, 12]², a large change means mass escapes the box) next to the true NLL of the data "
-        "(mixtures only); SW1 of 500-step MALA samples (η = 0.01) from uniform on the padded data box.",
+        "(mixtures only); SW1 of 500-step MALA samples (η = 0.01) from uniform on the padded data box. "
+        "*lit_gen DCDModule*: `configs/dcd/toy2d.yaml` as shipped (its own EnergyMLP and optimizer) on the same "
+        "batches, judged by its level-0 energy E(x, 0) the same way.",
         "",
         "| set | library | grid NLL | grid NLL 2L | true NLL | gap (nats) | SW1 | SW1 floor | train s |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
@@ -371,6 +439,7 @@ def write(args: argparse.Namespace, steps: int, n_test: int, rows: list[dict[str
         true_s, gap_s = ("–", "–") if true is None else (f"{true:.3f}", f"{r['nll'] - true:+.3f}")
         lines.append(f"| {r['set']} | {r['lib']} | {r['nll']:.3f} | {r['nll_2l']:.3f} | {true_s} | {gap_s} | "
                      f"{r['sw1']:.4f} | {r['floor']:.4f} | {r['train_s']:.0f} |")
+    lines += ["", *ebm_goal_notes(ebm_rows)]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     cmd = "python benchmarks/bench_peers.py" + (" --quick" if args.quick else "")

@@ -120,6 +120,8 @@ class IndexBatchSampler(BatchSampler):
     It must be a *subclass*: Lightning re-creates a plain ``BatchSampler`` under DDP as a per-sample
     loader (batch size lost), but re-instantiates subclasses with the distributed sampler inside.
 
+    ``as_list=True`` yields lists of ints instead, for datasets read item by item (image files).
+
     Resuming mid-epoch: the first epoch iterated skips its first ``skip`` batches, and a sampler with
     ``set_epoch`` (``DistributedSampler``) is set to ``epoch`` first (Lightning sets the epoch only after it
     has pre-fetched the first batch). ``epoch_start_state`` is the RNG state of a ``RandomSampler``'s generator
@@ -127,16 +129,18 @@ class IndexBatchSampler(BatchSampler):
     """
 
     def __init__(
-        self, sampler: Any, batch_size: int, drop_last: bool, skip: int = 0, epoch: int | None = None
+        self, sampler: Any, batch_size: int, drop_last: bool, skip: int = 0, epoch: int | None = None,
+        as_list: bool = False,
     ) -> None:
         super().__init__(sampler, batch_size, drop_last)
         if not isinstance(skip, int) or skip < 0:
             raise ValueError(f"skip must be a number of batches >= 0, got {skip!r}")
+        self.as_list = as_list
         self._skip = skip
         self._resume_epoch = epoch
         self.epoch_start_state: Tensor | None = None
 
-    def __iter__(self) -> Iterator[Tensor]:  # type: ignore[override]
+    def __iter__(self) -> Iterator[Tensor | list[int]]:  # type: ignore[override]
         sampler = self.sampler
         skip, self._skip = self._skip, 0
         if self._resume_epoch is not None and hasattr(sampler, "set_epoch"):
@@ -155,7 +159,61 @@ class IndexBatchSampler(BatchSampler):
         n = len(order)
         stop = n - n % self.batch_size if self.drop_last else n
         for start in range(skip * self.batch_size, stop, self.batch_size):
-            yield order[start : start + self.batch_size]
+            batch = order[start : start + self.batch_size]
+            yield batch.tolist() if self.as_list else batch
+
+
+class ResumableTrainOrder:
+    """The seeded training order of a datamodule, kept in its checkpoint so a resumed run continues it.
+
+    One generator (seeded from ``self.seed``) lives as long as the datamodule, so successive epochs get fresh,
+    reproducible orders. Lightning saves :meth:`state_dict` in every checkpoint and hands it back through
+    :meth:`load_state_dict` before the resumed run asks for its train loader; the sampler then redraws the
+    interrupted epoch's order and skips the batches already trained on.
+    """
+
+    seed: int
+    trainer: Any
+    _train_generator: torch.Generator | None = None
+    _train_batches: IndexBatchSampler | None = None
+    _resume: dict[str, Any] | None = None
+
+    def train_batch_sampler(self, dataset: Dataset, batch_size: int, as_list: bool = False) -> IndexBatchSampler:
+        """Full batches of ``dataset`` in this epoch's seeded order (resumed where a checkpoint left off)."""
+        if self._train_generator is None:
+            self._train_generator = torch.Generator().manual_seed(derive_seed(self.seed, 0x5A))
+        resume, self._resume = self._resume or {}, None
+        if resume.get("generator_state") is not None:
+            self._train_generator.set_state(resume["generator_state"])
+        sampler = RandomSampler(dataset, generator=self._train_generator)
+        self._train_batches = IndexBatchSampler(sampler, batch_size=batch_size, drop_last=True,
+                                                skip=int(resume.get("skip", 0)), epoch=resume.get("epoch"),
+                                                as_list=as_list)
+        return self._train_batches
+
+    def state_dict(self) -> dict[str, Any]:
+        """Where the training order stands: enough for a resumed run to continue the same order.
+
+        Mid-epoch, the generator state from before this epoch's order was drawn and the number of batches
+        already trained on (re-drawn and skipped on resume); at the end of an epoch, the current state.
+        """
+        trainer = getattr(self, "trainer", None)
+        if trainer is None or self._train_generator is None:
+            return {}
+        consumed = int(trainer.fit_loop.epoch_loop.batch_progress.current.processed)
+        per_epoch = trainer.num_training_batches
+        batches = self._train_batches
+        mid_epoch = 0 < consumed < per_epoch
+        if mid_epoch and batches is not None and batches.epoch_start_state is not None:
+            state = batches.epoch_start_state
+        else:
+            state = self._train_generator.get_state()
+        return {"generator_state": state, "skip": consumed if mid_epoch else 0,
+                "epoch": int(trainer.current_epoch) if mid_epoch else None}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Keep the training-order state of :meth:`state_dict` for the next ``train_dataloader()``."""
+        self._resume = dict(state_dict) if state_dict else None
 
 
 class GenerativeDataModule(LightningDataModule, ABC):
@@ -191,7 +249,7 @@ class GenerativeDataModule(LightningDataModule, ABC):
         return self.trainer.lightning_module.predict_dataloader()
 
 
-class InMemoryDataModule(GenerativeDataModule):
+class InMemoryDataModule(ResumableTrainOrder, GenerativeDataModule):
     """Data held as three float32 tensors (train/val/test) and batched by index.
 
     Subclasses implement :meth:`load_splits`. The train loader draws full batches in a seeded random
@@ -207,9 +265,6 @@ class InMemoryDataModule(GenerativeDataModule):
             raise TypeError(f"seed must be an int, got {type(seed).__name__} ({seed!r})")
         self.seed = seed
         self._splits: dict[str, Tensor] | None = None
-        self._train_generator: torch.Generator | None = None
-        self._train_batches: IndexBatchSampler | None = None
-        self._resume: dict[str, Any] | None = None
 
     @abstractmethod
     def load_splits(self) -> dict[str, Tensor]:
@@ -258,42 +313,9 @@ class InMemoryDataModule(GenerativeDataModule):
                 f"the training split has {len(x)} points, fewer than batch_size={self.batch_size}, so an "
                 f"epoch of full batches would be empty; lower batch_size or provide more training data"
             )
-        if self._train_generator is None:
-            # One generator for the module's lifetime: successive epochs get fresh, reproducible orders.
-            self._train_generator = torch.Generator().manual_seed(derive_seed(self.seed, 0x5A))
-        resume, self._resume = self._resume or {}, None
-        if resume.get("generator_state") is not None:
-            self._train_generator.set_state(resume["generator_state"])
         dataset = TensorIndexDataset(x)
-        sampler = RandomSampler(dataset, generator=self._train_generator)
-        batches = IndexBatchSampler(sampler, batch_size=self.batch_size, drop_last=True,
-                                    skip=int(resume.get("skip", 0)), epoch=resume.get("epoch"))
-        self._train_batches = batches
+        batches = self.train_batch_sampler(dataset, self.batch_size)
         return DataLoader(dataset, batch_sampler=batches, collate_fn=identity_collate, num_workers=0)
-
-    def state_dict(self) -> dict[str, Any]:
-        """Where the training order stands: enough for a resumed run to continue the same order.
-
-        Mid-epoch, the generator state from before this epoch's order was drawn and the number of batches
-        already trained on (re-drawn and skipped on resume); at the end of an epoch, the current state.
-        """
-        trainer = getattr(self, "trainer", None)
-        if trainer is None or self._train_generator is None:
-            return {}
-        consumed = int(trainer.fit_loop.epoch_loop.batch_progress.current.processed)
-        per_epoch = trainer.num_training_batches
-        batches = self._train_batches
-        mid_epoch = 0 < consumed < per_epoch
-        if mid_epoch and batches is not None and batches.epoch_start_state is not None:
-            state = batches.epoch_start_state
-        else:
-            state = self._train_generator.get_state()
-        return {"generator_state": state, "skip": consumed if mid_epoch else 0,
-                "epoch": int(trainer.current_epoch) if mid_epoch else None}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Keep the training-order state of :meth:`state_dict` for the next ``train_dataloader()``."""
-        self._resume = dict(state_dict) if state_dict else None
 
     def _eval_dataloader(self, split: str) -> DataLoader:
         dataset = TensorIndexDataset(self.tensor(split))

@@ -20,6 +20,7 @@ from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from lit_gen.data.base import (
     GenerativeDataModule,
+    ResumableTrainOrder,
     check_positive_int,
     derive_seed,
     split_sizes,
@@ -34,7 +35,7 @@ from lit_gen.data.vision_datasets import (
 )
 
 
-class VisionDataModule(GenerativeDataModule):
+class VisionDataModule(ResumableTrainOrder, GenerativeDataModule):
     """Base of the image datamodules: transforms, held-out validation split, loaders, missing-file errors.
 
     Args:
@@ -187,19 +188,20 @@ class VisionDataModule(GenerativeDataModule):
         return self._datasets[split]
 
     def _loader(self, split: str) -> DataLoader:
-        train = split == "train"
-        return DataLoader(
-            self.dataset(split),
-            batch_size=self.batch_size,
-            shuffle=train,
-            drop_last=train,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            generator=torch.Generator().manual_seed(derive_seed(self.seed, 0x5A)) if train else None,
-        )
+        return DataLoader(self.dataset(split), batch_size=self.batch_size, shuffle=False, drop_last=False,
+                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train")
+        """Full batches in a seeded order that a resumed run continues (mid-epoch too)."""
+        dataset = self.dataset("train")
+        if len(dataset) < self.batch_size:  # type: ignore[arg-type]
+            raise ValueError(
+                f"the training split has {len(dataset)} images, fewer than batch_size={self.batch_size}, so an "  # type: ignore[arg-type]
+                f"epoch of full batches would be empty; lower batch_size or provide more images"
+            )
+        batches = self.train_batch_sampler(dataset, self.batch_size, as_list=True)
+        return DataLoader(dataset, batch_sampler=batches, num_workers=self.num_workers,
+                          persistent_workers=self.num_workers > 0)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val")

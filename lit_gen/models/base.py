@@ -131,6 +131,20 @@ class GenerativeModule(L.LightningModule):
         self._last_batch = batch  # looked at by check_finite only when a loss goes non-finite
         return batch
 
+    def logs_this_step(self) -> bool:
+        """Whether Lightning's loggers write this training step's values (every ``trainer.log_every_n_steps``).
+
+        Training steps call ``self.log`` only then: each call costs Lightning result-collection work
+        (~0.2 ms on CPU, and a device sync for ``float(...)`` statistics on GPU) that is wasted on the steps whose
+        values no logger writes. The progress bar shows the last logged loss in between. Outside a fit
+        (no trainer attached), always True.
+        """
+        trainer = self._trainer
+        connector = getattr(trainer, "_logger_connector", None)
+        if connector is None:
+            return True
+        return bool(connector.should_update_logs or trainer.fast_dev_run)
+
     def check_finite(self, value: Tensor, what: str, hint: str) -> None:
         """Stop training with a clear message when ``value`` is NaN or infinite (never patch it)."""
         if not torch.isfinite(value).all():

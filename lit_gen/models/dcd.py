@@ -243,16 +243,17 @@ class DCDModule(GenerativeModule):
         self._guard(None, torch.cat([e_pos.detach(), e_neg.detach()]))
         loss, parts = dcd_loss(e_pos, e_neg, self.alpha)
         self._guard(loss, None)
-        self.log_dict(
-            {
-                "train/energy_pos": e_pos.mean().detach(),
-                "train/energy_neg": e_neg.mean().detach(),
-                "train/dcd": parts["dcd"],
-                "train/recovery_shift": (result.x - x_tilde / kernel.a).flatten(1).norm(dim=1).mean(),
-                "train/mcmc_acceptance": float(result.stats.get("acceptance_rate", 1.0)),
-            }
-        )
-        self.log("train/loss", loss, prog_bar=True)
+        if self.logs_this_step():
+            self.log_dict(
+                {
+                    "train/energy_pos": e_pos.mean().detach(),
+                    "train/energy_neg": e_neg.mean().detach(),
+                    "train/dcd": parts["dcd"],
+                    "train/recovery_shift": (result.x - x_tilde / kernel.a).flatten(1).norm(dim=1).mean(),
+                    "train/mcmc_acceptance": float(result.stats.get("acceptance_rate", 1.0)),
+                }
+            )
+            self.log("train/loss", loss, prog_bar=True)
         return loss
 
     def _guard(self, loss: Tensor | None, energies: Tensor | None) -> None:

@@ -215,11 +215,12 @@ class DDAEBMModule(GenerativeModule):
         if self.ema is not None:
             self.ema.update_parameters(self.generator)
 
-        logs = {"train/energy_loss": loss_e.detach(), "train/generator_loss": loss_g.detach()}
-        logs.update({f"train/{k}": v for k, v in {**parts_e, **parts_g}.items()})
-        self.log_dict(logs, prog_bar=False)
-        self.log("train/loss", loss_e.detach() + loss_g.detach(), prog_bar=True)
-        return loss_g.detach()
+        if self.logs_this_step():
+            logs = {"train/energy_loss": loss_e.detach(), "train/generator_loss": loss_g.detach()}
+            logs.update({f"train/{k}": v for k, v in {**parts_e, **parts_g}.items()})
+            self.log_dict(logs, prog_bar=False)
+            self.log("train/loss", loss_e.detach() + loss_g.detach(), prog_bar=True)
+        return loss_e.detach() + loss_g.detach()
 
     # ---------------------------------------------------------------- sampling
     @torch.no_grad()

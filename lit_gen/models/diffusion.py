@@ -119,7 +119,8 @@ class DiffusionModule(GenerativeModule):
                 gamma=self.snr_gamma,
             )
         self.check_finite(loss, "the diffusion loss", "Lower the learning rate or enable gradient clipping.")
-        self.log("train/loss", loss, prog_bar=True)
+        if self.logs_this_step():
+            self.log("train/loss", loss, prog_bar=True)
         return loss
 
     def optimizer_step(self, *args: Any, **kwargs: Any) -> None:

@@ -160,7 +160,8 @@ class EBMModule(GenerativeModule):
         else:
             loss = sliced_score_matching_loss(self.energy, x, self.ssm_slices)
         self._guard(loss, None)
-        self.log("train/loss", loss, prog_bar=True)
+        if self.logs_this_step():
+            self.log("train/loss", loss, prog_bar=True)
         return loss
 
     def _cd_step(self, x: Tensor) -> Tensor:
@@ -172,15 +173,16 @@ class EBMModule(GenerativeModule):
         e_neg = self.energy(result.x.detach())
         self._guard(None, torch.cat([e_pos.detach(), e_neg.detach()]))
         loss, parts = contrastive_divergence_loss(e_pos, e_neg, self.alpha)
-        self.log_dict(
-            {
-                "train/energy_pos": e_pos.mean().detach(),
-                "train/energy_neg": e_neg.mean().detach(),
-                "train/cd": parts["cd"],
-                "train/mcmc_grad_norm": float(result.stats.get("grad_norm", float("nan"))),
-                "train/mcmc_acceptance": float(result.stats.get("acceptance_rate", 1.0)),
-            }
-        )
+        if self.logs_this_step():
+            self.log_dict(
+                {
+                    "train/energy_pos": e_pos.mean().detach(),
+                    "train/energy_neg": e_neg.mean().detach(),
+                    "train/cd": parts["cd"],
+                    "train/mcmc_grad_norm": float(result.stats.get("grad_norm", float("nan"))),
+                    "train/mcmc_acceptance": float(result.stats.get("acceptance_rate", 1.0)),
+                }
+            )
         return loss
 
     def _guard(self, loss: Tensor | None, energies: Tensor | None) -> None:

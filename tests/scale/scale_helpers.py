@@ -6,12 +6,16 @@ exercises all of the state a checkpoint must carry.
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Callable
+from datetime import timedelta
 from functools import partial
 from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.strategies import DDPStrategy
 
 from lit_gen.data import Toy2DDataModule
 from lit_gen.ddaebm import GeneratorMLP, PosteriorMLP
@@ -96,7 +100,8 @@ def make_trainer(max_steps: int, **kwargs: Any) -> L.Trainer:
 
 
 class LossRecorder(L.Callback):
-    """Keeps the loss logged as ``train/loss`` at every batch, and the batches themselves."""
+    """Keeps the loss each training step returns (``train/loss`` reaches the loggers only every
+    ``log_every_n_steps``), and the batches themselves."""
 
     def __init__(self) -> None:
         self.losses: list[float] = []
@@ -104,10 +109,8 @@ class LossRecorder(L.Callback):
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
-        value = trainer.callback_metrics.get("train/loss")
-        if value is None and isinstance(outputs, dict):  # the returned loss, should the logged one be missing
-            value = outputs.get("loss")
-        assert value is not None, f"no loss at batch {batch_idx}: {sorted(trainer.callback_metrics)}"
+        value = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        assert value is not None, f"no loss returned at batch {batch_idx}: {outputs!r}"
         self.losses.append(float(value))
         self.batches.append(batch.detach().clone())
 
@@ -185,7 +188,22 @@ class RankProbe(L.Callback):
         torch.save(out, Path(self.out_dir) / f"rank{rank}.pt")
 
 
+def free_port() -> int:
+    """A TCP port nobody listens on right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def make_ddp_trainer(max_steps: int, callbacks: list[L.Callback], **kwargs: Any) -> L.Trainer:
-    """Two CPU processes (gloo) started by ``ddp_spawn``; unused parameters allowed (DDAEBM's two steps)."""
-    return make_trainer(max_steps, devices=2, strategy="ddp_spawn_find_unused_parameters_true",
-                        callbacks=callbacks, **kwargs)
+    """Two CPU processes (gloo) started by ``ddp_spawn``; unused parameters allowed (DDAEBM's two steps).
+
+    Every trainer rendezvouses on this machine at a fresh port. Lightning keeps ``MASTER_ADDR``/``MASTER_PORT``
+    from ``os.environ`` when they are set, and other code writes them (the simulated SLURM test made them point at
+    a fictitious node, and the ranks waited 30 minutes for it); the process-group timeout turns any such wait into
+    an error within two minutes.
+    """
+    os.environ["MASTER_ADDR"] = "127.0.0.1"
+    os.environ["MASTER_PORT"] = str(free_port())
+    strategy = DDPStrategy(start_method="spawn", find_unused_parameters=True, timeout=timedelta(seconds=120))
+    return make_trainer(max_steps, devices=2, strategy=strategy, callbacks=callbacks, **kwargs)

@@ -3,7 +3,7 @@
 For every module: training runs on both ranks, the replicas stay identical, a held-out measure of progress falls,
 and the SW1/MMD² metrics synced across the two ranks equal the single-process value on the union of the ranks'
 samples. For the EBM: each rank keeps its own replay buffer, and a checkpoint saves and restores every rank's.
-Slow suite: a DDP run resumed mid-epoch ends bit for bit like an uninterrupted one, on every rank.
+Slow suite (`make test-all`): a DDP run resumed mid-epoch ends bit for bit like an uninterrupted one, on every rank.
 """
 
 from __future__ import annotations
@@ -71,10 +71,7 @@ def _fit(name: str, out_dir: Path, steps: int, callbacks: tuple[L.Callback, ...]
     return before, progress_measure(name, module, data)
 
 
-# Each ddp_spawn run costs 20-60 s on 2 busy cores (two fresh interpreters import torch and Lightning), so the
-# default suite runs the EBM (replay buffer, MCMC, metrics, per-rank checkpoint: two runs) and the slow suite the
-# other three modules.
-@pytest.mark.slow
+# Each ddp_spawn run costs 7-15 s on 2 cores (two fresh interpreters import torch and Lightning).
 @pytest.mark.parametrize("name", [m for m in MODULES if m != "ebm"])
 def test_ddp_spawn_trains_syncs_replicas_and_metrics(name: str, tmp_path: Path) -> None:
     steps = BATCHES * steps_per_batch(name)
@@ -82,8 +79,6 @@ def test_ddp_spawn_trains_syncs_replicas_and_metrics(name: str, tmp_path: Path) 
     _check_run(name, tmp_path, steps, before, after)
 
 
-# Slow: ddp_spawn inside an xdist worker hung to the 900 s timeout once on 2 busy cores; run by `make test-all`.
-@pytest.mark.slow
 def test_ddp_spawn_ebm_keeps_replay_buffers_per_rank_through_checkpoints(tmp_path: Path) -> None:
     first, second = tmp_path / "first", tmp_path / "second"
     first.mkdir()
