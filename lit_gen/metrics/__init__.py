@@ -1,7 +1,14 @@
 """Sample-quality, likelihood and OOD metrics: sliced Wasserstein, MMD, grid NLL for 2-D energies, Fréchet, AUROC."""
 
 from lit_gen.metrics.digits_classifier import DigitsClassifier, fd_digits_metric, load_digits_classifier
-from lit_gen.metrics.frechet import FrechetDistance, frechet_distance, frechet_distance_of_features, inception_fid
+from lit_gen.metrics.frechet import (
+    FrechetDistance,
+    frechet_distance,
+    frechet_distance_of_features,
+    inception_fid,
+    inception_kid,
+    inception_score,
+)
 from lit_gen.metrics.grid_nll import energy_grid, grid_log_partition, grid_nll
 from lit_gen.metrics.mmd import MaximumMeanDiscrepancy, mmd2_unbiased
 from lit_gen.metrics.ood import image_ood_sets, ood_auroc, ood_report
@@ -18,6 +25,8 @@ __all__ = [
     "frechet_distance",
     "frechet_distance_of_features",
     "inception_fid",
+    "inception_kid",
+    "inception_score",
     "load_digits_classifier",
     "MaximumMeanDiscrepancy",
     "SlicedWassersteinDistance",

@@ -1,7 +1,8 @@
 """Fréchet distance between Gaussian fits of feature sets (Dowson & Landau 1982; FID: Heusel et al. 2017).
 
-Any feature extractor can be plugged into :class:`FrechetDistance`; :func:`inception_fid` builds torchmetrics'
-``FrechetInceptionDistance`` only from Inception weights already on disk (nothing downloads at run time).
+Any feature extractor can be plugged into :class:`FrechetDistance`; :func:`inception_fid`, :func:`inception_kid`
+and :func:`inception_score` build torchmetrics' FID, KID and IS only from Inception weights already on disk
+(nothing downloads at run time).
 """
 
 from __future__ import annotations
@@ -137,18 +138,13 @@ class FrechetDistance(Metric):
         return frechet_distance(*self._moments("real"), *self._moments("fake"))
 
 
-def inception_fid(weights_path: str | os.PathLike[str] | None = None, **kwargs: Any) -> Metric:
-    """torchmetrics' ``FrechetInceptionDistance`` (2048-d pool features) built from Inception weights on disk.
-
-    ``weights_path`` defaults to ``$TORCH_HOME/hub/checkpoints/pt_inception-2015-12-05-6726825d.pth`` (where
-    torch-fidelity caches them). Nothing is downloaded: when the weights or torch-fidelity are missing the error
-    says how to provide them; the offline alternative is :func:`lit_gen.metrics.fd_digits_metric`.
-    """
+def _inception_weights(weights_path: str | os.PathLike[str] | None, what: str) -> Path:
+    """The Inception weights file on disk for ``what`` (FID, KID, IS), or an error that says how to provide it."""
     try:
         import torch_fidelity  # noqa: F401
     except ImportError as err:
         raise ModuleNotFoundError(
-            "Inception FID needs torch-fidelity: `pip install torch-fidelity` (or `torchmetrics[image]`). "
+            f"Inception {what} needs torch-fidelity: `pip install torch-fidelity` (or `torchmetrics[image]`). "
             "Offline, use FD-digits instead (lit_gen.metrics.fd_digits_metric)."
         ) from err
     path = Path(weights_path) if weights_path is not None else (
@@ -156,11 +152,54 @@ def inception_fid(weights_path: str | os.PathLike[str] | None = None, **kwargs: 
     )
     if not path.is_file():
         raise FileNotFoundError(
-            f"Inception weights not found at {path}. lit_gen never downloads at run time: on a machine with "
-            f"internet access download {INCEPTION_WEIGHTS_FILE} from the torch-fidelity releases "
+            f"Inception {what} weights not found at {path}. lit_gen never downloads at run time: on a machine "
+            f"with internet access download {INCEPTION_WEIGHTS_FILE} from the torch-fidelity releases "
             "(https://github.com/toshas/torch-fidelity/releases) and put it at that path or pass "
             "weights_path=...; offline, use FD-digits (lit_gen.metrics.fd_digits_metric)."
         )
+    return path
+
+
+def _inception(path: Path, features: str) -> torch.nn.Module:
+    from torchmetrics.image.fid import NoTrainInceptionV3
+
+    return NoTrainInceptionV3(name="inception-v3-compat", features_list=[features],
+                              feature_extractor_weights_path=str(path))
+
+
+def inception_fid(weights_path: str | os.PathLike[str] | None = None, **kwargs: Any) -> Metric:
+    """torchmetrics' ``FrechetInceptionDistance`` (2048-d pool features) built from Inception weights on disk.
+
+    ``weights_path`` defaults to ``$TORCH_HOME/hub/checkpoints/pt_inception-2015-12-05-6726825d.pth`` (where
+    torch-fidelity caches them). Nothing is downloaded: when the weights or torch-fidelity are missing the error
+    says how to provide them; the offline alternative is :func:`lit_gen.metrics.fd_digits_metric`.
+    """
+    path = _inception_weights(weights_path, "FID")
     from torchmetrics.image.fid import FrechetInceptionDistance
 
     return FrechetInceptionDistance(feature_extractor_weights_path=str(path), **kwargs)
+
+
+def inception_kid(weights_path: str | os.PathLike[str] | None = None, **kwargs: Any) -> Metric:
+    """torchmetrics' ``KernelInceptionDistance`` (Bińkowski et al. 2018) on the same on-disk Inception weights.
+
+    KID = MMD² with the cubic polynomial kernel k(x, y) = (xᵀy / d + 1)³ on 2048-d pool features, averaged over
+    random subsets (unbiased, so small sample sizes are fair). ``kwargs`` go to torchmetrics (``subsets``,
+    ``subset_size``, ...). Weights and errors as :func:`inception_fid`.
+    """
+    path = _inception_weights(weights_path, "KID")
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    return KernelInceptionDistance(feature=_inception(path, "2048"), **kwargs)
+
+
+def inception_score(weights_path: str | os.PathLike[str] | None = None, **kwargs: Any) -> Metric:
+    """torchmetrics' ``InceptionScore`` (Salimans et al. 2016) on the same on-disk Inception weights.
+
+    IS = exp(E_x KL(p(y | x) ‖ p(y))) over the Inception classifier's 1008 logits (unbiased head); higher is
+    better. ``kwargs`` go to torchmetrics (``splits``, ...). Weights and errors as :func:`inception_fid`.
+    """
+    path = _inception_weights(weights_path, "IS")
+    from torchmetrics.image.inception import InceptionScore
+
+    return InceptionScore(feature=_inception(path, "logits_unbiased"), **kwargs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from lit_gen.metrics import (
     frechet_distance,
     frechet_distance_of_features,
     inception_fid,
+    inception_kid,
+    inception_score,
     load_digits_classifier,
 )
 from lit_gen.metrics.digits_classifier import FEATURES, labelled_digits
@@ -81,10 +84,16 @@ def test_fd_errors_name_the_problem() -> None:
         frechet_distance(torch.zeros(2), torch.eye(3), torch.zeros(2), torch.eye(2))
 
 
-def test_inception_fid_without_weights_says_how_to_provide_them(tmp_path: Path) -> None:
-    # either torch-fidelity or the weights file is missing offline; both errors point to FD-digits
-    with pytest.raises((FileNotFoundError, ModuleNotFoundError), match="FD-digits"):
-        inception_fid(weights_path=tmp_path / "missing.pth")
+@pytest.mark.parametrize(("factory", "what"), [(inception_fid, "FID"), (inception_kid, "KID"),
+                                               (inception_score, "IS")])
+def test_inception_metrics_without_weights_say_how_to_provide_them(tmp_path: Path, factory: Callable,
+                                                                   what: str) -> None:
+    # either torch-fidelity or the weights file is missing offline; both errors name the metric and point to
+    # FD-digits, and the missing-file error names the path to put the weights at
+    with pytest.raises((FileNotFoundError, ModuleNotFoundError), match=f"Inception {what}.*FD-digits") as err:
+        factory(weights_path=tmp_path / "missing.pth")
+    if err.type is FileNotFoundError:
+        assert str(tmp_path / "missing.pth") in str(err.value)
 
 
 @pytest.fixture(scope="module")
