@@ -101,11 +101,31 @@ def main() -> None:
         lines.append(f"| {r['set']} | {w} | {r['sampler']} | {r['nfe']} | {r['sw1']:.4f} | {r['floor']:.4f} | "
                      f"{r['mmd']:.5f} | {r['train_s']:.0f} |")
     Console().print(table)
+    lines += ["", *nfe_for_quality(rows)]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     cmd = "python benchmarks/bench_diffusion.py" + (" --quick" if args.quick else "")
     out.write_text(f"## Diffusion: samplers, NFE and EMA\n\nCommand: `{cmd}`\n\n" + "\n".join(lines) + "\n")
     print(f"wrote {out}")
+
+
+def nfe_for_quality(rows: list[dict], slack: float = 1.25) -> list[str]:
+    """NFE each sampler family needs for a given SW1: ``slack`` × the best EMA row on the set (the lowest NFE of
+    the family at or under that target; the family's rows stand at the NFE values of ``SAMPLERS``)."""
+    out = ["NFE needed for a given quality (EMA weights): the fewest NFE at which each sampler reaches SW1 ≤ "
+           f"{slack:g} × the best row on the set; '> k' when none of its rows (largest k) does.", "",
+           "| set | target SW1 | " + " | ".join(dict.fromkeys(r["sampler"].rsplit("-", 1)[0] for r in rows)) + " |",
+           "|---|---:|" + "---:|" * len(dict.fromkeys(r["sampler"].rsplit("-", 1)[0] for r in rows))]
+    for name in dict.fromkeys(r["set"] for r in rows):
+        ema = [r for r in rows if r["set"] == name and r["ema"]]
+        target = slack * min(r["sw1"] for r in ema)
+        cells = []
+        for family in dict.fromkeys(r["sampler"].rsplit("-", 1)[0] for r in rows):
+            mine = sorted((r for r in ema if r["sampler"].rsplit("-", 1)[0] == family), key=lambda r: r["nfe"])
+            hit = [r["nfe"] for r in mine if r["sw1"] <= target]
+            cells.append(str(hit[0]) if hit else f"> {mine[-1]['nfe']}")
+        out.append(f"| {name} | {target:.4f} | " + " | ".join(cells) + " |")
+    return out
 
 
 if __name__ == "__main__":

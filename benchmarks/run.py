@@ -4,20 +4,24 @@
     python -m benchmarks.run             # under an hour on 2 cores (make bench-full)
 
 Each ``benchmarks/bench_*.py`` is a standalone script writing ``benchmarks/results/<name>.md``; this runner calls
-them in turn (one process each, so that one failing benchmark is reported without hiding the others) and
-concatenates the tables under a header that records the machine and the commands. A rich progress bar follows the
-scripts; each script's own output goes to ``runs/bench_logs/<script>.log``.
+them (one process each, so that one failing benchmark is reported without hiding the others) and concatenates the
+tables under a header that records the machine and the commands. The speed benchmarks run first, one at a time on
+an otherwise idle machine; the quality benchmarks (one torch thread each) then run ``--jobs`` at a time (default:
+one per CPU core). A rich progress bar follows the scripts; each script's own output goes to
+``runs/bench_logs/<script>.log``.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -25,16 +29,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 
-# (script, arguments for --quick, arguments for the full run)
-BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
-    ("bench_diffusion.py", ["--quick"], []),
-    ("bench_langevin.py", ["--threads", "1", "--repeats", "5"], ["--threads", "1", "--repeats", "15"]),
-    ("bench_dcd.py", ["--quick"], []),
-    ("bench_ddaebm.py", ["--quick"], []),
-    ("bench_oism.py", ["--quick"], []),
-    ("bench_overhead.py", ["--quick"], []),
-    ("bench_peers.py", ["--quick"], []),
-    ("bench_quality.py", ["--quick"], []),
+# (script, arguments for --quick, arguments for the full run, measures speed: runs alone)
+BENCHMARKS: list[tuple[str, list[str], list[str], bool]] = [
+    ("bench_langevin.py", ["--threads", "1", "--repeats", "5"], ["--threads", "1", "--repeats", "15"], True),
+    ("bench_overhead.py", ["--quick"], [], True),
+    ("bench_dcd.py", ["--quick"], [], True),  # equal wall-clock budgets: contention would shift the verdict
+    ("bench_peers.py", ["--quick"], [], False),
+    ("bench_diffusion.py", ["--quick"], [], False),
+    ("bench_ddaebm.py", ["--quick"], [], False),
+    ("bench_oism.py", ["--quick"], [], False),
+    ("bench_quality.py", ["--quick"], [], False),
 ]
 LOGS = ROOT / "runs" / "bench_logs"
 
@@ -43,33 +47,55 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="run the benchmarks and write BENCHMARKS.md")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only", nargs="*", default=None, help="script names to run (default: all)")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                        help="quality benchmarks run at once (speed benchmarks always run alone)")
     args = parser.parse_args()
-    failures = []
-    todo = [(s, q, f) for s, q, f in BENCHMARKS
+    started = time.time()
+    todo = [(s, q if args.quick else f, alone) for s, q, f, alone in BENCHMARKS
             if (ROOT / "benchmarks" / s).exists() and not (args.only and s not in args.only)]
     LOGS.mkdir(parents=True, exist_ok=True)
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())
+    failures: list[str] = []
     with Progress(*columns) as progress:
         task = progress.add_task("benchmarks", total=len(todo))
-        for script, quick, full in todo:
-            cmd = [sys.executable, str(ROOT / "benchmarks" / script), *(quick if args.quick else full)]
-            progress.update(task, description=f"{script} (log: {LOGS.relative_to(ROOT)}/{Path(script).stem}.log)")
-            start = time.perf_counter()
-            log = LOGS / f"{Path(script).stem}.log"
-            with log.open("w") as out:  # each script's own output and bars go to its log, not over this bar
-                code = subprocess.run(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT).returncode
-            status = "[green]ok[/]" if code == 0 else f"[red]failed ({code})[/], see {log}"
+        running: dict[str, tuple[subprocess.Popen, float, Any]] = {}
+
+        def finish(script: str) -> None:
+            proc, start, out = running.pop(script)
+            out.close()
+            code = proc.returncode
+            status = "[green]ok[/]" if code == 0 else f"[red]failed ({code})[/], see {LOGS / Path(script).stem}.log"
             progress.console.print(f"{script}: {status} in {time.perf_counter() - start:.0f} s")
             if code != 0:
                 failures.append(script)
             progress.advance(task)
-    write_benchmarks_md(quick=args.quick, failures=failures)
+
+        for script, extra, alone in todo:
+            width = 1 if alone else max(1, args.jobs)
+            while len(running) >= width or (alone and running):  # a speed benchmark waits for an idle machine
+                for name in [n for n, (p, _, _) in running.items() if p.poll() is not None]:
+                    finish(name)
+                time.sleep(0.5)
+            log = (LOGS / f"{Path(script).stem}.log").open("w")  # each script's output goes to its log
+            cmd = [sys.executable, str(ROOT / "benchmarks" / script), *extra]
+            running[script] = (subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT),
+                               time.perf_counter(), log)
+            progress.update(task, description=f"running {', '.join(running)} (logs: {LOGS.relative_to(ROOT)}/)")
+            if alone:
+                running[script][0].wait()
+                finish(script)
+        for name in list(running):
+            running[name][0].wait()
+            finish(name)
+    write_benchmarks_md(quick=args.quick, failures=failures, started=started)
     if failures:
         sys.exit(f"benchmarks failed: {', '.join(failures)}")
 
 
-def write_benchmarks_md(quick: bool, failures: list[str]) -> None:
+def write_benchmarks_md(quick: bool, failures: list[str], started: float | None = None) -> None:
+    """Concatenate ``benchmarks/results/*.md`` under a header; files older than ``started`` (a time stamp) are
+    named in the header as carried over from an earlier run."""
     header = [
         "# lit_gen benchmarks",
         "",
@@ -82,7 +108,12 @@ def write_benchmarks_md(quick: bool, failures: list[str]) -> None:
     ]
     if failures:
         header += [f"**Failed in this run:** {', '.join(failures)}", ""]
-    sections = [p.read_text().strip() for p in sorted(RESULTS.glob("*.md"))]
+    files = sorted(RESULTS.glob("*.md"))
+    old = [p.name for p in files if started is not None and p.stat().st_mtime < started]
+    if old:
+        header += [f"Not regenerated by this run (from an earlier one, command inside each section): {', '.join(old)}",
+                   ""]
+    sections = [p.read_text().strip() for p in files]
     (ROOT / "BENCHMARKS.md").write_text("\n".join(header) + "\n\n".join(sections) + "\n")
     print(f"wrote {ROOT / 'BENCHMARKS.md'}")
 
