@@ -18,7 +18,7 @@ from lit_gen.cli import build_cli as main
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 METHOD_CONFIGS = sorted(p for p in CONFIG_DIR.rglob("*.yaml") if p.parent.name != "trainer")
-TOY_CONFIGS = [p for p in METHOD_CONFIGS if p.name == "toy2d.yaml"]
+TOY_CONFIGS = [p for p in METHOD_CONFIGS if "toy2d" in p.stem]  # kernel_toy2d and toy2d_fourier too
 
 FAKE_WRITERS = {
     "MNISTDataModule": lambda root: write_mnist(root, "MNIST"),
