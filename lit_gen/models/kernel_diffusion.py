@@ -66,6 +66,8 @@ class KernelDiffusionModule(DiffusionModule):
         return self
 
     def setup(self, stage: str) -> None:
+        """Read the training points from the data module (once), after the base class's per-rank RNG set-up."""
+        super().setup(stage)
         if self.kernel is None:
             train = _datamodule_split(self, "train")
             if train is None:
