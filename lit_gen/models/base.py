@@ -140,10 +140,11 @@ class GenerativeModule(L.LightningModule):
         (no trainer attached), always True.
         """
         trainer = self._trainer
-        connector = getattr(trainer, "_logger_connector", None)
-        if connector is None:
+        # Lightning's own flag (its LearningRateMonitor reads it too); should it move, log every step rather than fail
+        should = getattr(getattr(trainer, "_logger_connector", None), "should_update_logs", None)
+        if should is None:
             return True
-        return bool(connector.should_update_logs or trainer.fast_dev_run)
+        return bool(should or trainer.fast_dev_run)
 
     def check_finite(self, value: Tensor, what: str, hint: str) -> None:
         """Stop training with a clear message when ``value`` is NaN or infinite (never patch it)."""
