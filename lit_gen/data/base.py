@@ -178,8 +178,16 @@ class ResumableTrainOrder:
     _train_batches: IndexBatchSampler | None = None
     _resume: dict[str, Any] | None = None
 
-    def train_batch_sampler(self, dataset: Dataset, batch_size: int, as_list: bool = False) -> IndexBatchSampler:
-        """Full batches of ``dataset`` in this epoch's seeded order (resumed where a checkpoint left off)."""
+    def train_batch_sampler(self, dataset: Dataset, batch_size: int, as_list: bool = False,
+                            items: str = "points") -> IndexBatchSampler:
+        """Full batches of ``dataset`` in this epoch's seeded order (resumed where a checkpoint left off).
+
+        Raises ValueError when ``dataset`` holds fewer than ``batch_size`` ``items`` (an epoch would be empty)."""
+        if len(dataset) < batch_size:  # type: ignore[arg-type]
+            raise ValueError(
+                f"the training split has {len(dataset)} {items}, fewer than batch_size={batch_size}, so an "  # type: ignore[arg-type]
+                f"epoch of full batches would be empty; lower batch_size or provide more training data"
+            )
         if self._train_generator is None:
             self._train_generator = torch.Generator().manual_seed(derive_seed(self.seed, 0x5A))
         resume, self._resume = self._resume or {}, None
@@ -307,13 +315,7 @@ class InMemoryDataModule(ResumableTrainOrder, GenerativeDataModule):
         return x.amin(dim=0), x.amax(dim=0)
 
     def train_dataloader(self) -> DataLoader:
-        x = self.tensor("train")
-        if len(x) < self.batch_size:
-            raise ValueError(
-                f"the training split has {len(x)} points, fewer than batch_size={self.batch_size}, so an "
-                f"epoch of full batches would be empty; lower batch_size or provide more training data"
-            )
-        dataset = TensorIndexDataset(x)
+        dataset = TensorIndexDataset(self.tensor("train"))
         batches = self.train_batch_sampler(dataset, self.batch_size)
         return DataLoader(dataset, batch_sampler=batches, collate_fn=identity_collate, num_workers=0)
 

@@ -194,12 +194,7 @@ class VisionDataModule(ResumableTrainOrder, GenerativeDataModule):
     def train_dataloader(self) -> DataLoader:
         """Full batches in a seeded order that a resumed run continues (mid-epoch too)."""
         dataset = self.dataset("train")
-        if len(dataset) < self.batch_size:  # type: ignore[arg-type]
-            raise ValueError(
-                f"the training split has {len(dataset)} images, fewer than batch_size={self.batch_size}, so an "  # type: ignore[arg-type]
-                f"epoch of full batches would be empty; lower batch_size or provide more images"
-            )
-        batches = self.train_batch_sampler(dataset, self.batch_size, as_list=True)
+        batches = self.train_batch_sampler(dataset, self.batch_size, as_list=True, items="images")
         return DataLoader(dataset, batch_sampler=batches, num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0)
 
