@@ -10,33 +10,29 @@ Methods:
   the minimum-MSE estimate when the energy is right, hence the one that maximises PSNR in expectation.
 The step is ``step_scale · σ²``: the quadratic term has curvature ``1/σ²``, so this is a fixed fraction of the
 largest stable gradient step whatever σ is.
+
+``D`` is the posterior energy of the shared Gaussian noise kernel with ``a = 1``, ``s = σ``
+(:func:`lit_gen.diffusion.kernels.recovery_energy`, ``docs/algorithms.md#gaussian-noise-kernel``).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Literal
 
 import torch
 from torch import Tensor
 
+from lit_gen.diffusion.kernels import EnergyFn, GaussianKernel, recovery_energy
 from lit_gen.mcmc import Langevin, MCMCSampler
-
-EnergyFn = Callable[[Tensor], Tensor]
 
 __all__ = ["denoise", "denoising_energy"]
 
 
 def denoising_energy(energy: EnergyFn, y: Tensor, sigma: float) -> EnergyFn:
-    """``D(x) = E(x) + ‖y − x‖² / (2σ²)``, per sample, for the noisy batch ``y``."""
-    target = y.detach()
-    inv = 1.0 / (2.0 * sigma**2)
-
-    def d(x: Tensor) -> Tensor:
-        return energy(x) + inv * (target - x).flatten(1).pow(2).sum(1)
-
-    return d
+    """``D(x) = E(x) + ‖y − x‖² / (2σ²)``, per sample, for the noisy batch ``y``: the recovery energy of the
+    kernel ``y ∼ N(x, σ² I)``, i.e. minus the log posterior ``p(x | y)`` up to a constant."""
+    return recovery_energy(energy, y, GaussianKernel.ve(sigma))
 
 
 def denoise(

@@ -1,8 +1,17 @@
-"""Train on your own points: a ``.npy``, ``.pt`` or ``.csv`` file holding an array of shape (N, d)."""
+"""Train on your own points: a ``.npy``, ``.pt`` or ``.csv`` file holding an array of shape (N, d).
+
+Files are read as written: a CSV row is a header only when none of its cells is a number, so a mistyped
+first row is an error naming its line and column, not a silently dropped row; a UTF-8 byte-order mark is
+stripped; other encodings, binary files, sparse/meta/quantized/nested tensors, values beyond float32's range
+and data far from unit scale each get an error naming the cause and the fix.
+"""
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
+import math
 from pathlib import Path
 
 import numpy as np
@@ -12,19 +21,60 @@ from torch import Tensor
 from lit_gen.data.base import InMemoryDataModule, random_split_tensor, split_sizes
 
 SUPPORTED_SUFFIXES: tuple[str, ...] = (".npy", ".pt", ".pth", ".csv")
+#: Default of ``max_abs``: the largest |value| accepted. The samplers (step sizes, initial noise) and the
+#: networks assume data of order one; data a million times larger needs rescaling first.
+DEFAULT_MAX_ABS: float = 1e6
 _INT_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64, torch.bool)
+_FLOAT32_MAX = float(torch.finfo(torch.float32).max)
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = b"PK\x03\x04"
 
 
 def _load_npy(path: Path) -> np.ndarray:
     if path.stat().st_size == 0:
         raise ValueError(f"{path} is empty (0 bytes); expected a .npy array of shape (N, d)")
+    with open(path, "rb") as f:
+        magic = f.read(len(_NPY_MAGIC))
+    if magic.startswith(_ZIP_MAGIC):
+        raise ValueError(
+            f"{path} is a zip archive (.npz, from numpy.savez), not a .npy array; save the one array to train on "
+            f"with numpy.save(path, array)"
+        )
+    if magic != _NPY_MAGIC:
+        raise ValueError(
+            f"{path} is not a .npy file (it does not start with numpy's '\\x93NUMPY' header); save the array with "
+            f"numpy.save(path, array), or give a .csv text file a .csv name"
+        )
     try:
         return np.load(path, allow_pickle=False)
-    except ValueError as e:
+    except (ValueError, OSError, EOFError) as e:
         raise ValueError(
             f"could not read {path} as a numeric .npy array ({e}); save it with numpy.save(path, array) "
             f"where array has a numeric dtype and shape (N, d)"
         ) from e
+
+
+def _check_plain_tensor(path: Path, t: Tensor) -> None:
+    """Refuse tensors that are not a dense array of values: meta, nested, sparse and quantized tensors."""
+    if t.is_meta:
+        raise ValueError(
+            f"{path} holds a meta tensor (shape {tuple(t.shape)}): tensors on the 'meta' device record a shape but "
+            f"no values. Save a tensor that holds the data (created or moved to the CPU) with torch.save"
+        )
+    if t.is_nested:
+        raise ValueError(
+            f"{path} holds a nested (ragged) tensor; save a dense (N, d) tensor instead, e.g. "
+            f"torch.cat(t.unbind()) when every part has the same d"
+        )
+    if t.layout != torch.strided:
+        raise ValueError(
+            f"{path} holds a sparse tensor (layout {t.layout}); save a dense one: torch.save(t.to_dense(), path)"
+        )
+    if t.is_quantized:
+        raise ValueError(
+            f"{path} holds a quantized tensor (dtype {t.dtype}); save its real values: "
+            f"torch.save(t.dequantize(), path)"
+        )
 
 
 def _load_pt(path: Path) -> Tensor | np.ndarray:
@@ -50,55 +100,130 @@ def _load_pt(path: Path) -> Tensor | np.ndarray:
             obj = next(iter(tensors.values()))
     if not isinstance(obj, Tensor):
         raise TypeError(f"{path} holds a {type(obj).__name__}; expected a tensor of shape (N, d)")
+    _check_plain_tensor(path, obj)
     return obj
 
 
+def _read_utf8_text(path: Path) -> str:
+    """The file's text, decoded as UTF-8 (a byte-order mark is dropped); other encodings raise ValueError."""
+    raw = path.read_bytes()
+    what_to_do = (
+        "CSV files are read as UTF-8: re-save it as UTF-8 (e.g. `iconv -f <encoding> -t UTF-8 in.csv > out.csv`, "
+        "or 'CSV UTF-8' in a spreadsheet program), or save the array with numpy.save as a .npy file"
+    )
+    for bom, name in ((codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"),
+                      (codecs.BOM_UTF16_LE, "UTF-16"), (codecs.BOM_UTF16_BE, "UTF-16")):
+        if raw.startswith(bom):
+            raise ValueError(f"{path} is {name} text (it starts with a {name} byte-order mark), not UTF-8; "
+                             f"{what_to_do}")
+    if b"\x00" in raw:
+        line = raw[: raw.index(b"\x00")].count(b"\n") + 1
+        raise ValueError(
+            f"{path} holds NUL bytes (first on line {line}): it is a binary file, or UTF-16/UTF-32 text, not a "
+            f"UTF-8 comma-separated text file; {what_to_do}"
+        )
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise ValueError(
+            f"{path} is not UTF-8 text: byte 0x{raw[e.start]:02x} on line {line} is not valid UTF-8 ({e.reason}); "
+            f"the file is probably in another encoding (e.g. latin-1 or Windows-1252) or binary. {what_to_do}"
+        ) from e
+
+
+def _number(cell: str) -> float | None:
+    try:
+        return float(cell)
+    except ValueError:
+        return None
+
+
 def _load_csv(path: Path) -> np.ndarray:
-    with open(path, newline="") as f:
-        rows = [row for row in csv.reader(f) if row and any(cell.strip() for cell in row)]
-    if not rows:
+    text = _read_utf8_text(path)
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header_line: int | None = None
+    width: int | None = None
+    values: list[list[float]] = []
+    try:
+        for row in reader:
+            line = reader.line_num
+            if not any(cell.strip() for cell in row):
+                continue  # blank line
+            parsed = [_number(cell) for cell in row]
+            if width is None and header_line is None and all(v is None for v in parsed):
+                header_line = line  # only a row without a single number is a header
+                continue
+            if width is None:
+                width = len(row)
+            elif len(row) != width:
+                raise ValueError(
+                    f"{path}: row on line {line} has {len(row)} columns but the first data row has {width}; "
+                    f"every row must have the same number d of comma-separated values"
+                )
+            for column, (cell, value) in enumerate(zip(row, parsed, strict=True), start=1):
+                if value is None:
+                    shown = "an empty cell" if not cell.strip() else f"non-numeric value {cell.strip()!r}"
+                    hint = (" (a first row is taken as a header only when none of its cells is a number)"
+                            if not values and header_line is None else "")
+                    raise ValueError(
+                        f"{path}: {shown} on line {line}, column {column}; every value must be a number{hint}"
+                    )
+            values.append(parsed)  # type: ignore[arg-type]  # no None left
+    except csv.Error as e:
+        raise ValueError(f"{path}: not a readable CSV file on line {reader.line_num} ({e})") from e
+    if not values:
+        if header_line is not None:
+            raise ValueError(f"{path} has a header row but no data rows; expected numeric rows of shape (N, d)")
         raise ValueError(f"{path} is empty; expected comma-separated numeric rows of shape (N, d)")
-
-    def parse(row: list[str]) -> list[float] | None:
-        try:
-            return [float(cell) for cell in row]
-        except ValueError:
-            return None
-
-    # A first row that does not parse as numbers is a header.
-    start = 0 if parse(rows[0]) is not None else 1
-    body = rows[start:]
-    if not body:
-        raise ValueError(f"{path} has a header row but no data rows; expected numeric rows of shape (N, d)")
-    width = len(body[0])
-    values = []
-    for i, row in enumerate(body):
-        line = i + start + 1
-        if len(row) != width:
-            raise ValueError(
-                f"{path}: row on line {line} has {len(row)} columns but the first data row has {width}; "
-                f"every row must have the same number d of comma-separated values"
-            )
-        parsed = parse(row)
-        if parsed is None:
-            bad = next(c for c in row if parse([c]) is None)
-            raise ValueError(
-                f"{path}: non-numeric value {bad.strip()!r} on line {line}; every value must be a number"
-            )
-        values.append(parsed)
     return np.asarray(values, dtype=np.float64)
 
 
-def load_array(path: str | Path) -> Tensor:
+def _position(flat_index: int, d: int) -> str:
+    row, column = divmod(flat_index, d)
+    return f"row {row}, column {column}, 0-based"
+
+
+def _check_max_abs(max_abs: float | None) -> float | None:
+    if max_abs is None:
+        return None
+    if isinstance(max_abs, bool) or not isinstance(max_abs, (int, float)) or not max_abs > 0 \
+            or math.isnan(max_abs):
+        raise ValueError(f"max_abs must be a positive number or None (no scale check), got {max_abs!r}")
+    return float(max_abs)
+
+
+def load_array(path: str | Path, max_abs: float | None = DEFAULT_MAX_ABS) -> Tensor:
     """Load a float32 tensor of shape ``(N, d)`` from ``.npy``, ``.pt``/``.pth`` or ``.csv``.
 
-    ``.pt`` files hold a tensor, or a dict with a ``"data"`` key or exactly one tensor. ``.csv``
-    files are comma-separated numbers with an optional header row. Raises FileNotFoundError for a
-    missing file and ValueError/TypeError naming the problem for an unsupported suffix, an empty
-    file, non-numeric values, a wrong shape, or NaN/inf entries.
+    ``.pt`` files hold a dense tensor, or a dict with a ``"data"`` key or exactly one tensor. ``.csv``
+    files are UTF-8 (a byte-order mark is fine) comma-separated numbers with an optional header row; a row is
+    a header only when none of its cells is a number.
+
+    Args:
+        path: the data file.
+        max_abs: the largest |value| accepted (default ``1e6``): the samplers and networks assume data of order
+            one, so data at a far larger scale must be rescaled or standardised first. ``None`` disables it.
+
+    Raises:
+        FileNotFoundError: a missing file. IsADirectoryError: a directory was given.
+        ValueError / TypeError: naming the problem for an unsupported suffix, an empty file, a non-UTF-8 or
+            binary CSV, a non-numeric value (with its line and column), a sparse/meta/quantized/nested tensor,
+            a wrong shape, NaN/inf entries, values beyond float32's range, or values beyond ``max_abs``.
     """
+    max_abs = _check_max_abs(max_abs)
     path = Path(path).expanduser()
+    if path.is_dir():
+        files = sorted(p.name for p in path.iterdir() if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES)
+        hint = (
+            f"it holds {', '.join(files[:5])}{', ...' if len(files) > 5 else ''}: give one of those files, e.g. "
+            f"path={path / files[0]} (data.init_args.path)"
+            if files else f"give the path of a {', '.join(SUPPORTED_SUFFIXES)} file (there is none directly in it)"
+        )
+        raise IsADirectoryError(f"data path {path} is a directory, not a data file; {hint}")
     if not path.is_file():
+        if path.exists():
+            raise ValueError(f"data path {path} is not a regular file; give a {', '.join(SUPPORTED_SUFFIXES)} file")
         raise FileNotFoundError(f"data file not found: {path} (resolved to {path.resolve()})")
     suffix = path.suffix.lower()
     if suffix == ".npy":
@@ -115,6 +240,8 @@ def load_array(path: str | Path) -> Tensor:
     if isinstance(raw, np.ndarray):
         if raw.dtype.kind not in "biuf":
             raise TypeError(f"{path} holds non-numeric data (dtype {raw.dtype}); expected real numbers")
+        if raw.dtype.kind == "f" and raw.dtype.itemsize > 8:  # long double: torch has no such dtype
+            raw = raw.astype(np.float64)
         data = torch.from_numpy(np.ascontiguousarray(raw))
     else:
         if raw.is_complex() or not (raw.is_floating_point() or raw.dtype in _INT_DTYPES):
@@ -127,17 +254,42 @@ def load_array(path: str | Path) -> Tensor:
         raise ValueError(
             f"{path} is empty: expected an array of shape (N, d) with N, d >= 1, got {tuple(data.shape)}"
         )
+    if data.is_floating_point():
+        finite = torch.isfinite(data)
+        bad_rows = ~finite.all(dim=1)
+        n_bad = int(bad_rows.sum())
+        if n_bad:
+            first = int(bad_rows.nonzero()[0, 0])
+            raise ValueError(
+                f"{path}: {n_bad} of {data.shape[0]} rows contain NaN or inf (first at row {first}, 0-based); "
+                f"remove or impute those rows before training"
+            )
+        if data.dtype == torch.float64:
+            too_big = data.abs() > _FLOAT32_MAX
+            n_big = int(too_big.sum())
+            if n_big:
+                flat = int(data.abs().argmax())
+                largest = float(data.abs().view(-1)[flat])
+                raise ValueError(
+                    f"{path}: {n_big} values overflow float32 (|x| above float32's max {_FLOAT32_MAX:.4g}), the "
+                    f"dtype training uses: they would become inf. The largest |value| is {largest:.4g} "
+                    f"({_position(flat, data.shape[1])}); rescale or standardise the data (e.g. "
+                    f"(x - x.mean(0)) / x.std(0)) before saving it"
+                )
     data = data.to(torch.float32)
-    bad_rows = ~torch.isfinite(data).all(dim=1)
-    n_bad = int(bad_rows.sum())
-    if n_bad:
-        first = int(bad_rows.nonzero()[0, 0])
-        raise ValueError(
-            f"{path}: {n_bad} of {data.shape[0]} rows contain NaN or inf (first at row {first}, 0-based); "
-            f"remove or impute those rows before training"
-        )
+    if max_abs is not None:
+        low, high = torch.aminmax(data)
+        if max(-float(low), float(high)) > max_abs:
+            flat = int(data.abs().argmax())
+            largest = float(data.abs().view(-1)[flat])
+            raise ValueError(
+                f"{path}: the largest |value| is {largest:.4g} ({_position(flat, data.shape[1])}), beyond "
+                f"max_abs={max_abs:g}: the samplers' step sizes and noise and the networks assume data of order "
+                f"one, so data at this scale does not train. Rescale or standardise it (e.g. "
+                f"(x - x.mean(0)) / x.std(0)) before saving, or raise max_abs (data.init_args.max_abs; null "
+                f"disables this check)"
+            )
     return data.contiguous()
-
 
 
 class ArrayDataModule(InMemoryDataModule):
@@ -151,6 +303,8 @@ class ArrayDataModule(InMemoryDataModule):
         val_fraction, test_fraction: fractions of the rows held out (rounded up; each non-zero
             fraction gets at least one row).
         seed: seeds the split and the training order.
+        max_abs: the largest |value| accepted (default ``1e6``; data far from unit scale must be rescaled or
+            standardised first); ``None`` disables the check.
     """
 
     def __init__(
@@ -160,12 +314,14 @@ class ArrayDataModule(InMemoryDataModule):
         val_fraction: float = 0.1,
         test_fraction: float = 0.1,
         seed: int = 0,
+        max_abs: float | None = DEFAULT_MAX_ABS,
     ) -> None:
         super().__init__(batch_size=batch_size, seed=seed)
         self.path = str(path)
         self.val_fraction = val_fraction
         self.test_fraction = test_fraction
-        self._data = load_array(path)
+        self.max_abs = max_abs
+        self._data = load_array(path, max_abs=max_abs)
         # Fail at construction, not at fit time, when N cannot be split as asked.
         split_sizes(len(self._data), val_fraction, test_fraction, what=str(path))
         self.save_hyperparameters()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -16,6 +16,8 @@ import torch
 from lightning.pytorch import LightningDataModule
 from torch import Tensor
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
+
+from lit_gen.compat import batches_processed_this_epoch
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 
@@ -208,7 +210,7 @@ class ResumableTrainOrder:
         trainer = getattr(self, "trainer", None)
         if trainer is None or self._train_generator is None:
             return {}
-        consumed = int(trainer.fit_loop.epoch_loop.batch_progress.current.processed)
+        consumed = batches_processed_this_epoch(trainer)
         per_epoch = trainer.num_training_batches
         batches = self._train_batches
         mid_epoch = 0 < consumed < per_epoch
@@ -225,12 +227,16 @@ class ResumableTrainOrder:
 
 
 class GenerativeDataModule(LightningDataModule, ABC):
-    """Interface of every lit_gen datamodule.
+    """Interface of every lit_gen datamodule: the contract the modules read (:mod:`lit_gen.contract`).
 
     ``data_shape`` is known right after ``__init__`` (the CLI links it to the model at instantiation),
     batches are float32 tensors ``(B, *data_shape)`` without labels, and ``bounds()`` gives the
-    per-feature box of the training data used to initialise MCMC chains.
+    per-feature box of the training data used to initialise MCMC chains. The optional members (``tensor``,
+    ``true_nll``, ``log_prob``, ``digits_like``, ``seed``) are declared here with their defaults.
     """
+
+    #: seeds the splits and the training order (and the evaluation subsamples)
+    seed: int = 0
 
     @property
     @abstractmethod
@@ -240,6 +246,20 @@ class GenerativeDataModule(LightningDataModule, ABC):
     @abstractmethod
     def bounds(self) -> tuple[Tensor, Tensor]:
         """Per-feature ``(low, high)`` tensors of shape ``data_shape`` (images: -1 and 1). May run setup."""
+
+    #: the data are the sklearn 8×8 digits or alike: the test report adds FD-digits
+    digits_like: bool = False
+    #: the exact log-density ``x -> (B,)`` of the data, when known (toy mixtures); else ``None``
+    log_prob: Callable[[Tensor], Tensor] | None = None
+
+    def tensor(self, split: str) -> Tensor | None:
+        """The whole ``split`` (``train``/``val``/``test``) as one tensor, or ``None`` when it is not held in memory
+        (evaluation then uses what the loaders serve)."""
+        return None
+
+    def true_nll(self, split: str = "test") -> float | None:
+        """The exact NLL (nats) of ``split`` under the data distribution, or ``None`` when the density is unknown."""
+        return None
 
     @property
     def data_dim(self) -> int:

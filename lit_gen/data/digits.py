@@ -34,6 +34,8 @@ class DigitsDataModule(InMemoryDataModule):
         seed: seeds the split and the training order.
     """
 
+    digits_like = True
+
     def __init__(
         self,
         batch_size: int = 128,

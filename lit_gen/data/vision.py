@@ -234,31 +234,79 @@ class FashionMNISTDataModule(MNISTDataModule):
 
 
 class CIFAR10DataModule(VisionDataModule):
-    """CIFAR-10, ``(3, 32, 32)``; reads ``root/cifar-10-batches-py/`` (Krizhevsky, 2009). Flips on."""
+    """CIFAR-10, ``(3, 32, 32)``; reads ``root/cifar-10-batches-py/`` (Krizhevsky, 2009). Flips on.
+
+    The batch files are pickles; they are read with a restricted unpickler that builds only dicts, lists,
+    numbers, strings and numpy arrays, so a crafted folder is refused without running any of it.
+
+    Args:
+        verify: check every file against torchvision's md5 sums of the standard CIFAR-10 files (a mismatch is a
+            ValueError naming the file); ``False`` accepts re-packed or subset files.
+        others: see :class:`VisionDataModule`.
+    """
 
     channels = 3
     native_size = 32
     default_flip = True
 
+    def __init__(
+        self,
+        root: str = "data",
+        batch_size: int = 128,
+        num_workers: int = 0,
+        download: bool = False,
+        image_size: int | None = None,
+        val_fraction: float = 0.05,
+        random_flip: bool | None = None,
+        seed: int = 0,
+        verify: bool = True,
+    ) -> None:
+        super().__init__(root, batch_size, num_workers, download, image_size, val_fraction, random_flip, seed)
+        self.verify = bool(verify)
+        self.save_hyperparameters()
 
     def expected_paths(self) -> list[str]:
         names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"]
         return [f"{CIFAR10Files.base_folder}/{name}" for name in names]
 
     def download_files(self) -> None:
-        datasets.CIFAR10(self.root, download=True)
+        # torchvision fetches the archive and checks its md5 sum; the batches are then read without pickle.load.
+        CIFAR10Files(self.root, train=False, download=True, verify=True)
 
     def raw_split(self, split: str) -> Dataset:
-        return CIFAR10Files(self.root, train=split == "train", download=False)
+        return CIFAR10Files(self.root, train=split == "train", download=False, verify=self.verify)
 
 
 class SVHNDataModule(VisionDataModule):
-    """SVHN house numbers, ``(3, 32, 32)``; reads ``root/{train,test}_32x32.mat`` (Netzer et al., 2011)."""
+    """SVHN house numbers, ``(3, 32, 32)``; reads ``root/{train,test}_32x32.mat`` (Netzer et al., 2011).
+
+    ``scipy.io.loadmat`` parses the ``.mat`` files as data and runs no code from them.
+
+    Args:
+        verify: check both files against torchvision's md5 sums of the standard SVHN files (a mismatch is a
+            ValueError naming the file); ``False`` accepts re-packed or subset files.
+        others: see :class:`VisionDataModule`.
+    """
 
     channels = 3
     native_size = 32
     default_flip = False
 
+    def __init__(
+        self,
+        root: str = "data",
+        batch_size: int = 128,
+        num_workers: int = 0,
+        download: bool = False,
+        image_size: int | None = None,
+        val_fraction: float = 0.05,
+        random_flip: bool | None = None,
+        seed: int = 0,
+        verify: bool = True,
+    ) -> None:
+        super().__init__(root, batch_size, num_workers, download, image_size, val_fraction, random_flip, seed)
+        self.verify = bool(verify)
+        self.save_hyperparameters()
 
     def expected_paths(self) -> list[str]:
         return ["train_32x32.mat", "test_32x32.mat"]
@@ -268,7 +316,7 @@ class SVHNDataModule(VisionDataModule):
             datasets.SVHN(self.root, split=split, download=True)
 
     def raw_split(self, split: str) -> Dataset:
-        return SVHNFiles(self.root, split=split, download=False)
+        return SVHNFiles(self.root, split=split, download=False, verify=self.verify)
 
 
 class CelebADataModule(VisionDataModule):

@@ -1,23 +1,73 @@
-"""Image datasets that read the standard on-disk layouts without checksums, and a label-dropping wrapper.
+"""Image datasets that read the standard on-disk layouts safely, and a label-dropping wrapper.
 
-torchvision checks md5 sums of CIFAR-10, SVHN and CelebA files; these readers only check that the
-files exist, so re-packed or subset copies (and the tiny files the tests write) load too.
-Downloading still goes through torchvision's own classes, which verify what they fetch.
+* CIFAR-10 batches are pickles: they are read with :func:`lit_gen.utils.safe_pickle.safe_load`, a restricted
+  unpickler that builds dicts, lists, numbers, strings and numpy arrays and refuses anything else, so a crafted
+  ``cifar-10-batches-py/`` folder cannot run code. With ``verify=True`` (the default) every file must also
+  match torchvision's md5 sum; ``verify=False`` accepts re-packed subsets (and the tiny files the tests write).
+* SVHN ``.mat`` files are read by ``scipy.io.loadmat``, which parses MATLAB data and never executes code;
+  ``verify`` checks torchvision's md5 sum as for CIFAR-10.
+* Image files (CelebA, image folders) are opened by PIL restricted to the formats of torchvision's image
+  extensions (JPEG, PNG, PPM/PGM, BMP, TIFF, WebP; no EPS, which PIL renders with Ghostscript), and a file PIL
+  cannot decode raises :class:`ImageReadError` naming its path.
+
+Downloading goes through torchvision, which verifies the md5 sums of what it fetches.
 """
 
 from __future__ import annotations
 
 import os
-import pickle
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 from torchvision.datasets import CIFAR10, SVHN
 from torchvision.datasets.folder import IMG_EXTENSIONS
+from torchvision.datasets.utils import calculate_md5
+from torchvision.datasets.vision import VisionDataset
+
+from lit_gen.utils.safe_pickle import safe_load
+
+#: The PIL decoders that may open an image file: those of torchvision's image extensions.
+IMAGE_FORMATS: tuple[str, ...] = ("BMP", "JPEG", "PNG", "PPM", "TIFF", "WEBP")
+
+
+class ImageReadError(ValueError):
+    """An image file that PIL could not open or decode; the message names the path."""
+
+
+def open_image(path: str | Path, mode: str) -> Image.Image:
+    """Read ``path`` as a PIL image converted to ``mode``; an unreadable file raises :class:`ImageReadError`."""
+    try:
+        with Image.open(path, formats=IMAGE_FORMATS) as image:
+            return image.convert(mode)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+        raise ImageReadError(
+            f"could not read image {path}: {type(err).__name__}: {err}. The file is truncated, corrupted or not "
+            f"an image of a supported format ({', '.join(IMAGE_FORMATS)}); replace or remove it"
+        ) from err
+
+
+def check_md5(path: str | Path, expected: str, what: str) -> None:
+    """Raise FileNotFoundError when ``path`` is missing and ValueError when its md5 sum is not ``expected``."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{what} file not found: {path}")
+    actual = calculate_md5(path)
+    if actual != expected:
+        raise ValueError(
+            f"{what} file {path} does not match torchvision's md5 sum (expected {expected}, got {actual}): it is "
+            f"corrupted, or not the standard file. If it is a re-packed subset on purpose, set `verify: false` "
+            f"(data.init_args.verify=false) to accept it; it is then read without md5 checks"
+        )
+
+
+def _describe(obj: Any) -> str:
+    if isinstance(obj, np.ndarray):
+        return f"a {obj.dtype} array of shape {obj.shape}"
+    return "nothing" if obj is None else f"a {type(obj).__name__}"
 
 
 class ImagesOnly(Dataset):
@@ -37,31 +87,121 @@ class ImagesOnly(Dataset):
 
 
 class CIFAR10Files(CIFAR10):
-    """torchvision CIFAR-10 reading ``cifar-10-batches-py/`` with existence checks instead of md5 checks."""
+    """torchvision CIFAR-10 reading ``cifar-10-batches-py/`` through a restricted unpickler.
+
+    torchvision's own ``__init__`` (which ``pickle.load``s every batch) is not called: the batches and
+    ``batches.meta`` are read with :func:`~lit_gen.utils.safe_pickle.safe_load`, which refuses any pickle that
+    asks for more than dicts, lists, numbers, strings and numpy arrays, without running it.
+
+    Args:
+        root: the folder holding ``cifar-10-batches-py/``.
+        train: the five training batches (else the test batch).
+        transform, target_transform: as in torchvision.
+        download: fetch (and md5-check) the archive with torchvision when the files are missing.
+        verify: check every file against torchvision's md5 sums (a mismatch is a ValueError naming the file);
+            ``False`` accepts re-packed or subset files, which are still read with the restricted unpickler.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        train: bool = True,
+        transform: Callable | None = None,
+        target_transform: Callable | None = None,
+        download: bool = False,
+        verify: bool = True,
+    ) -> None:
+        VisionDataset.__init__(self, root, transform=transform, target_transform=target_transform)
+        self.train = train
+        self.verify = bool(verify)
+        if download:
+            self.download()  # torchvision's: skips when _check_integrity() holds, else fetches the checked archive
+        data, targets = [], []
+        for name, md5 in self.train_list if train else self.test_list:
+            entry = self._read(name, md5)
+            path = self._path(name)
+            if not isinstance(entry, dict):
+                raise ValueError(f"{path}: expected a dict with 'data' and 'labels' (the CIFAR-10 batch format), "
+                                 f"got {_describe(entry)}")
+            images = entry.get("data")
+            labels = entry.get("labels", entry.get("fine_labels"))
+            if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 2 \
+                    or images.shape[1] != 3 * 32 * 32:
+                raise ValueError(f"{path}: expected 'data' to be a uint8 array of shape (N, 3072) (the CIFAR-10 "
+                                 f"batch format), got {_describe(images)}")
+            if not isinstance(labels, (list, tuple, np.ndarray)) or len(labels) != len(images):
+                n = len(labels) if isinstance(labels, (list, tuple, np.ndarray)) else "no"
+                raise ValueError(f"{path}: {len(images)} images but {n} 'labels'; expected one label per image")
+            data.append(images)
+            targets.extend(int(y) for y in labels)
+        self.data: Any = np.vstack(data).reshape(-1, 3, 32, 32).transpose((0, 2, 3, 1))  # HWC, as torchvision
+        self.targets = targets
+        self._load_meta()
+
+    def _path(self, name: str) -> str:
+        return os.path.join(self.root, self.base_folder, name)
+
+    def _read(self, name: str, md5: str) -> Any:
+        """One file of the folder: md5-checked when ``verify``, then read with the restricted unpickler."""
+        path = self._path(name)
+        if self.verify:
+            check_md5(path, md5, "CIFAR-10")
+        elif not os.path.isfile(path):
+            raise FileNotFoundError(f"CIFAR-10 file not found: {path}")
+        return safe_load(path, allow_numpy=True, encoding="latin1")
 
     def _check_integrity(self) -> bool:
-        names = [name for name, _ in self.train_list + self.test_list] + [self.meta["filename"]]
-        return all(os.path.isfile(os.path.join(self.root, self.base_folder, name)) for name in names)
+        """All files exist, and (with ``verify``) match torchvision's md5 sums; decides whether to download."""
+        files = [*self.train_list, *self.test_list, [self.meta["filename"], self.meta["md5"]]]
+        for name, md5 in files:
+            path = self._path(name)
+            if not os.path.isfile(path) or (self.verify and calculate_md5(path) != md5):
+                return False
+        return True
 
     def _load_meta(self) -> None:
-        path = os.path.join(self.root, self.base_folder, self.meta["filename"])
-        with open(path, "rb") as f:
-            self.classes = pickle.load(f, encoding="latin1")[self.meta["key"]]
+        meta = self._read(self.meta["filename"], self.meta["md5"])
+        key = self.meta["key"]
+        if not isinstance(meta, dict) or key not in meta:
+            raise ValueError(f"{self._path(self.meta['filename'])}: expected a dict with the key {key!r}")
+        self.classes = list(meta[key])
         self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
 
 
 class SVHNFiles(SVHN):
-    """torchvision SVHN reading ``{split}_32x32.mat`` with an existence check instead of an md5 check."""
+    """torchvision SVHN reading ``{split}_32x32.mat``; md5-checked when ``verify`` (the default).
+
+    ``scipy.io.loadmat`` parses the MATLAB file and runs no code from it, so without ``verify`` an arbitrary
+    (e.g. subset) file is safe to read too.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        split: str = "train",
+        transform: Callable | None = None,
+        target_transform: Callable | None = None,
+        download: bool = False,
+        verify: bool = True,
+    ) -> None:
+        self.verify = bool(verify)
+        super().__init__(root, split=split, transform=transform, target_transform=target_transform,
+                         download=download)
 
     def _check_integrity(self) -> bool:
-        return os.path.isfile(os.path.join(self.root, self.filename))
+        path = os.path.join(self.root, self.filename)
+        if self.verify:
+            check_md5(path, self.split_list[self.split][2], "SVHN")  # raises with the file named
+        elif not os.path.isfile(path):
+            raise FileNotFoundError(f"SVHN file not found: {path}")
+        return True
 
 
 class CelebAImages(Dataset):
     """Aligned CelebA faces: ``celeba/img_align_celeba/*.jpg`` split by ``celeba/list_eval_partition.txt``.
 
     Only the images and the partition file are needed (no attribute or landmark files, no md5 checks).
-    Returns RGB PIL images.
+    Returns RGB PIL images; an unreadable image raises :class:`ImageReadError` naming its path.
     """
 
     SPLIT_CODES = {"train": 0, "valid": 1, "val": 1, "test": 2}
@@ -89,9 +229,7 @@ class CelebAImages(Dataset):
         return len(self.files)
 
     def __getitem__(self, index: int) -> Image.Image:
-        path = self.folder / "img_align_celeba" / self.files[index]
-        with Image.open(path) as image:
-            return image.convert("RGB")
+        return open_image(self.folder / "img_align_celeba" / self.files[index], "RGB")
 
 
 def find_images(root: str | Path) -> list[Path]:
@@ -101,7 +239,7 @@ def find_images(root: str | Path) -> list[Path]:
 
 
 class ImageFiles(Dataset):
-    """A list of image files read as PIL images in ``mode`` ("RGB" or "L")."""
+    """A list of image files read as PIL images in ``mode`` ("RGB" or "L"); see :func:`open_image`."""
 
     def __init__(self, files: Sequence[Path], mode: str = "RGB") -> None:
         self.files = list(files)
@@ -111,5 +249,4 @@ class ImageFiles(Dataset):
         return len(self.files)
 
     def __getitem__(self, index: int) -> Image.Image:
-        with Image.open(self.files[index]) as image:
-            return image.convert(self.mode)
+        return open_image(self.files[index], self.mode)

@@ -1,10 +1,20 @@
-"""Pure-torch diffusion core: noise schedules, parametrisations, the DSM loss, denoisers and samplers.
+"""Pure-torch diffusion core: the Gaussian noise kernel, noise schedules, parametrisations, the DSM loss, denoisers
+and samplers.
 
 Nothing here imports Lightning; every piece works in a plain PyTorch loop.
 """
 
 from lit_gen.diffusion.denoiser import Denoiser, GaussianDenoiser, NetworkDenoiser
 from lit_gen.diffusion.kernel_score import KernelDenoiser, TorusKernelDenoiser, wrap_to_torus
+from lit_gen.diffusion.kernels import (
+    GaussianKernel,
+    gaussian_log_prob,
+    kernel_ladder,
+    ladder_marginals,
+    posterior_coefficients,
+    recovery_energy,
+    transition_log_prob,
+)
 from lit_gen.diffusion.likelihood import LikelihoodOutput, bits_per_dim, dequantize, pf_ode_log_prob
 from lit_gen.diffusion.losses import Weighting, dsm_loss, min_snr_weight
 from lit_gen.diffusion.oism import oism_loss, oism_posterior_mean, oism_target
@@ -28,22 +38,34 @@ from lit_gen.diffusion.samplers import (
     heun_sample,
     karras_sigmas,
 )
+from lit_gen.diffusion.samplers.ddaebm import ddaebm_sample
 from lit_gen.diffusion.schedules import (
     SCHEDULES,
     CosineSchedule,
+    DDAEBMSchedule,
     LinearSchedule,
     NoiseSchedule,
     SigmoidSchedule,
     VPSchedule,
     get_schedule,
+    vp_variance,
 )
 
 __all__ = [
+    "GaussianKernel",
+    "gaussian_log_prob",
+    "transition_log_prob",
+    "posterior_coefficients",
+    "recovery_energy",
+    "kernel_ladder",
+    "ladder_marginals",
     "NoiseSchedule",
     "LinearSchedule",
     "CosineSchedule",
     "SigmoidSchedule",
     "VPSchedule",
+    "DDAEBMSchedule",
+    "vp_variance",
     "SCHEDULES",
     "get_schedule",
     "Prediction",
@@ -68,6 +90,7 @@ __all__ = [
     "heun_sample",
     "euler_maruyama_sample",
     "karras_sigmas",
+    "ddaebm_sample",
     "oism_loss",
     "oism_target",
     "oism_posterior_mean",

@@ -9,6 +9,11 @@ non-persistent buffer (it is a function of the constructor arguments, so it neve
 in ``log ᾱ`` keeps ``1 − ᾱ = −expm1(log ᾱ)`` accurate where ``ᾱ`` is close to 1 (the small-noise end), which a
 float32 ``ᾱ`` table would not. Fractional ``t`` interpolates ``log ᾱ`` linearly between integer steps, and
 :meth:`NoiseSchedule.t_from_edm_sigma` inverts that interpolation exactly.
+
+:class:`DDAEBMSchedule` is the few-step chain of DDAEBM, which also tabulates its starting level (levels
+``0..T``). Each step ``x_{t−1} → x_t`` is the Gaussian kernel ``N(sqrt(1 − β_t) x_{t−1}, β_t I)`` of
+:mod:`lit_gen.diffusion.kernels`, whose posterior gives :meth:`NoiseSchedule.posterior`
+(``docs/algorithms.md#gaussian-noise-kernel``).
 """
 
 from __future__ import annotations
@@ -20,12 +25,16 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from lit_gen.diffusion.kernels import gaussian_log_prob, posterior_coefficients, transition_log_prob
+
 __all__ = [
     "NoiseSchedule",
     "LinearSchedule",
     "CosineSchedule",
     "SigmoidSchedule",
     "VPSchedule",
+    "DDAEBMSchedule",
+    "vp_variance",
     "SCHEDULES",
     "get_schedule",
 ]
@@ -54,8 +63,8 @@ def _broadcast_to_data(coef: Tensor, x: Tensor) -> Tensor:
 class NoiseSchedule(nn.Module):
     """Base class: a table of ``log ᾱ_t`` for ``t = 0..T−1`` and everything derived from it.
 
-    Subclasses implement :meth:`_log_alpha_bar_table` (float64, shape (T,), strictly decreasing) and may
-    override :meth:`log_alpha_bar` and :meth:`_t_from_neg_log_alpha_bar` with a closed form.
+    Subclasses implement :meth:`_log_alpha_bar_table` (float64, shape (:attr:`num_levels`,), strictly
+    decreasing) and may override :meth:`log_alpha_bar` and :meth:`_t_from_neg_log_alpha_bar` with a closed form.
 
     Derived quantities, with ``ᾱ = ᾱ(t)``:
     ``σ(t) = sqrt(1 − ᾱ)``, ``SNR(t) = ᾱ / (1 − ᾱ)`` and the EDM noise level
@@ -64,17 +73,26 @@ class NoiseSchedule(nn.Module):
     """
 
     log_alpha_bars: Tensor
+    _min_timesteps = 2
+    _t_range = "[0, T-1]"
 
     def __init__(self, num_timesteps: int) -> None:
         super().__init__()
-        if isinstance(num_timesteps, bool) or not isinstance(num_timesteps, numbers.Integral) or num_timesteps < 2:
-            raise ValueError(f"num_timesteps must be an integer >= 2, got {num_timesteps!r}")
+        low = self._min_timesteps
+        if isinstance(num_timesteps, bool) or not isinstance(num_timesteps, numbers.Integral) or num_timesteps < low:
+            raise ValueError(f"num_timesteps must be an integer >= {low}, got {num_timesteps!r}")
         self.num_timesteps = int(num_timesteps)
+
+    @property
+    def num_levels(self) -> int:
+        """Number of tabulated times (``t = 0..num_levels − 1``): ``num_timesteps`` here, one more in a
+        schedule that also tabulates the level its chain starts from (:class:`DDAEBMSchedule`)."""
+        return self.num_timesteps
 
     def _build(self) -> None:
         """Compute the float64 table once the subclass has stored its parameters."""
         table = self._log_alpha_bar_table().to(torch.float64)
-        if table.shape != (self.num_timesteps,):
+        if table.shape != (self.num_levels,):
             raise RuntimeError(f"{type(self).__name__}: log ᾱ table has shape {tuple(table.shape)}")
         if not torch.isfinite(table).all() or not (table < 0).all() or not (table.diff() < 0).all():
             raise ValueError(
@@ -103,7 +121,7 @@ class NoiseSchedule(nn.Module):
         if not isinstance(t, Tensor):
             raise TypeError(f"t must be a torch.Tensor of diffusion times, got {type(t).__name__}")
         t = t if t.is_floating_point() else t.to(_working(self.log_alpha_bars).dtype)
-        hi = self.num_timesteps - 1
+        hi = self.num_levels - 1
         if torch.compiler.is_compiling():  # a data-dependent check would break the graph
             return t.clamp(0.0, float(hi))
         # NaN fails both comparisons and is reported here rather than silently indexed.
@@ -111,7 +129,7 @@ class NoiseSchedule(nn.Module):
         if not bool(inside.all()):
             bad = t[~inside]
             raise ValueError(
-                f"diffusion time t must lie in [0, T-1] = [0, {hi}] (schedule units); got {bad.numel()} "
+                f"diffusion time t must lie in {self._t_range} = [0, {hi}] (schedule units); got {bad.numel()} "
                 f"value(s) outside, e.g. {bad.flatten()[0].item()!r}; map a continuous τ ∈ (0, 1] to τT − 1."
             )
         return t.clamp(0.0, float(hi))
@@ -125,7 +143,7 @@ class NoiseSchedule(nn.Module):
         t = self._check_t(t)
         table = _working(self.log_alpha_bars).to(self._dtype_for(t))
         t = t.to(table.dtype)
-        lo = t.floor().clamp(max=self.num_timesteps - 2)
+        lo = t.floor().clamp(max=self.num_levels - 2)
         w = t - lo
         i = lo.long()
         return torch.lerp(table[i], table[i + 1], w)
@@ -153,10 +171,10 @@ class NoiseSchedule(nn.Module):
     def _t_from_neg_log_alpha_bar(self, u: Tensor) -> Tensor:
         """Inverse of ``t ↦ −log ᾱ(t)`` for the piecewise-linear interpolation, clamped to [0, T−1]."""
         table = -_working(self.log_alpha_bars).to(u.dtype)  # increasing
-        idx = torch.searchsorted(table, u.contiguous()).clamp(1, self.num_timesteps - 1)
+        idx = torch.searchsorted(table, u.contiguous()).clamp(1, self.num_levels - 1)
         lo, hi = table[idx - 1], table[idx]
         t = (idx - 1).to(u.dtype) + (u - lo) / (hi - lo)
-        return t.clamp(0.0, float(self.num_timesteps - 1))
+        return t.clamp(0.0, float(self.num_levels - 1))
 
     def t_from_edm_sigma(self, s: Tensor) -> Tensor:
         """Time ``t`` at which ``edm_sigma(t) = s`` (monotone inverse), clamped to ``[0, T−1]``.
@@ -176,7 +194,7 @@ class NoiseSchedule(nn.Module):
     # ------------------------------------------------------------------ forward process and posterior
     @property
     def betas(self) -> Tensor:
-        """Per-step ``β_t = 1 − ᾱ_t / ᾱ_{t−1}`` (with ``ᾱ_{−1} = 1``), shape (T,)."""
+        """Per-step ``β_t = 1 − ᾱ_t / ᾱ_{t−1}`` (with ``ᾱ_{−1} = 1``), shape (num_levels,)."""
         table = _working(self.log_alpha_bars)
         prev = torch.cat([table.new_zeros(1), table[:-1]])
         return -torch.expm1(table - prev)
@@ -199,6 +217,8 @@ class NoiseSchedule(nn.Module):
             mean = sqrt(ᾱ_s) β_{t|s} / (1 − ᾱ_t) · x_0 + sqrt(ᾱ_{t|s}) (1 − ᾱ_s) / (1 − ᾱ_t) · x_t
             β̃    = (1 − ᾱ_s) / (1 − ᾱ_t) · β_{t|s}
 
+        i.e. the Gaussian posterior of the kernel ``N(x_t; sqrt(ᾱ_{t|s}) x_s, β_{t|s} I)`` under the prior
+        ``q(x_s | x_0)`` (:func:`lit_gen.diffusion.kernels.posterior_coefficients`).
         Returns ``(mean, β̃, β_{t|s})``; the variances have shape (B,).
         """
         if x_t.shape != x0.shape:
@@ -213,9 +233,9 @@ class NoiseSchedule(nn.Module):
         one_minus_t = -torch.expm1(la_t)
         one_minus_s = -torch.expm1(la_s)
         beta_ts = -torch.expm1(la_t - la_s)
-        coef_x0 = (0.5 * la_s).exp() * beta_ts / one_minus_t
-        coef_xt = (0.5 * (la_t - la_s)).exp() * one_minus_s / one_minus_t
-        var = one_minus_s / one_minus_t * beta_ts
+        coef_x0, coef_xt, var = posterior_coefficients(
+            (0.5 * la_s).exp(), one_minus_s, (0.5 * (la_t - la_s)).exp(), beta_ts, marginal_var=one_minus_t
+        )
         dtype = x_t.dtype
         coef_x0 = _broadcast_to_data(coef_x0, x0).to(dtype)
         coef_xt = _broadcast_to_data(coef_xt, x_t).to(dtype)
@@ -324,6 +344,16 @@ class SigmoidSchedule(NoiseSchedule):
         )
 
 
+def _vp_neg_log_alpha_bar(tau: Tensor, beta_min: float, beta_max: float) -> Tensor:
+    """``−log ᾱ(τ) = ½ τ² (β_max − β_min) + τ β_min`` of the VP SDE with linear ``β(τ)``."""
+    return 0.5 * tau.square() * (beta_max - beta_min) + tau * beta_min
+
+
+def vp_variance(tau: Tensor, beta_min: float, beta_max: float) -> Tensor:
+    """``var(τ) = 1 − exp(−½ τ² (β_max − β_min) − τ β_min)``: the VP-SDE marginal variance (Song et al., 2021)."""
+    return -torch.expm1(-_vp_neg_log_alpha_bar(tau, beta_min, beta_max))
+
+
 class VPSchedule(NoiseSchedule):
     """Continuous VP SDE with linear ``β(τ) = β_min + τ(β_max − β_min)`` (Song et al., 2021, "Score-based
     generative modeling through stochastic differential equations"), sampled at ``τ = (t + 1)/T``::
@@ -342,7 +372,7 @@ class VPSchedule(NoiseSchedule):
         self._build()
 
     def _neg_log_alpha_bar_tau(self, tau: Tensor) -> Tensor:
-        return 0.5 * tau.square() * (self.beta_max - self.beta_min) + tau * self.beta_min
+        return _vp_neg_log_alpha_bar(tau, self.beta_min, self.beta_max)
 
     def _log_alpha_bar_table(self) -> Tensor:
         tau = torch.arange(1, self.num_timesteps + 1, dtype=torch.float64) / self.num_timesteps
@@ -361,6 +391,169 @@ class VPSchedule(NoiseSchedule):
 
     def extra_repr(self) -> str:
         return f"num_timesteps={self.num_timesteps}, beta_min={self.beta_min}, beta_max={self.beta_max}"
+
+
+def _gather(values: Tensor, t: Tensor, like: Tensor) -> Tensor:
+    """``values[t]`` reshaped to broadcast against ``like`` (B, ...), in ``like``'s float dtype."""
+    out = values[t.long()]
+    dtype = like.dtype if like.is_floating_point() else out.dtype
+    return out.to(dtype).reshape(-1, *([1] * (like.dim() - 1)))
+
+
+class DDAEBMSchedule(NoiseSchedule):
+    """The few-step (T = 4) VP schedule of DDAEBM, with its pair sampler and the DDPM posterior of each step.
+
+    Geng et al. (2024), "Improving adversarial energy-based model via diffusion process" (ICML), following the
+    discretisation of Xiao et al. (2022, "Tackling the generative learning trilemma with denoising diffusion
+    GANs"). With ``τ_i = (i/T)(1 − ε) + ε``, ``i = 0..T``, and the VP-SDE variance :func:`vp_variance`::
+
+        β_0 = var(τ_0),   β_i = min(1 − ᾱ_i / ᾱ_{i−1}, 0.999),   ᾱ_i = ∏_{j≤i} (1 − β_j),   a_i = sqrt(1 − β_i).
+
+    ᾱ is the cumulative product of the (clipped) betas so that the forward chain, the pair sampler and the
+    posterior all describe one Markov chain (without clipping ``ᾱ_i = 1 − var(τ_i)`` exactly). Level 0 is the
+    data with a tiny noise (``sqrt(ᾱ_0) ≈ 0.99995`` for β_min = 0.1); level T should be close to N(0, I)
+    because sampling starts there: with β_min = 0.1, β_max = 20 and T = 4, ``sqrt(ᾱ_T) ≈ 0.0066``.
+
+    As a :class:`NoiseSchedule` it tabulates the ``T + 1`` levels ``t = 0..T`` (:attr:`num_levels`), while
+    :attr:`num_timesteps` is T, the number of denoising steps ``x_{t+1} → x_t`` (and of generator calls when
+    sampling); a network's time input is the index ``t ∈ {0..T−1}`` of the *target* level of a step, and
+    "level −1" of :meth:`posterior` is the clean data. It is not registered in :data:`SCHEDULES`: the
+    Denoiser-based samplers assume a chain that ends at the clean data, DDAEBM's ends at level 0.
+
+    Every per-sample method takes integer level indices of shape (B,) (an integer or integral float tensor)
+    and reads the float32 tables :attr:`alpha_bars`, :attr:`betas` and the posterior coefficients, computed
+    in float64 (the numbers of the authors' code); the log-ᾱ methods of the base class (``log_alpha_bar``,
+    ``snr``, ``edm_sigma``, ``posterior``) read the float64 table of the same chain. The tables follow the
+    module across devices and are not saved in checkpoints.
+
+    Args:
+        num_timesteps: T, the number of denoising steps (and network evaluations when sampling).
+        beta_min, beta_max: VP-SDE rates; choose them so that ``sqrt(ᾱ_T)`` times the data scale is small.
+        eps: the smallest diffusion time ε.
+    """
+
+    alpha_bars: Tensor
+    step_betas: Tensor
+    post_coef_x0: Tensor
+    post_coef_xt: Tensor
+    post_var: Tensor
+    _min_timesteps = 1
+    _t_range = "[0, T]"
+
+    def __init__(
+        self, num_timesteps: int = 4, beta_min: float = 0.1, beta_max: float = 20.0, eps: float = 1e-3
+    ) -> None:
+        super().__init__(num_timesteps)
+        if not (0.0 <= beta_min < beta_max) or not math.isfinite(beta_max):
+            raise ValueError(f"need 0 <= beta_min < beta_max < inf, got beta_min={beta_min}, beta_max={beta_max}")
+        if not 0.0 < eps < 1.0:
+            raise ValueError(f"eps must lie in (0, 1), got {eps}")
+        self.beta_min, self.beta_max, self.eps = float(beta_min), float(beta_max), float(eps)
+        self._build()
+        betas = self._betas64()
+        alpha_bars = torch.cumprod(1.0 - betas, dim=0)
+        # q(x_t | x_{t+1}, x_0) for t = 0..T-1: prior q(x_t | x_0), kernel N(x_{t+1}; a_{t+1} x_t, β_{t+1} I).
+        ab_t, ab_next, beta_next = alpha_bars[:-1], alpha_bars[1:], betas[1:]
+        post_coef_x0, post_coef_xt, post_var = posterior_coefficients(
+            ab_t.sqrt(), 1.0 - ab_t, (1.0 - beta_next).sqrt(), beta_next, marginal_var=1.0 - ab_next
+        )
+        for name, value in (("alpha_bars", alpha_bars), ("step_betas", betas), ("post_var", post_var),
+                            ("post_coef_x0", post_coef_x0), ("post_coef_xt", post_coef_xt)):
+            self.register_buffer(name, value.to(torch.float32), persistent=False)
+
+    @property
+    def num_levels(self) -> int:
+        """``T + 1``: the levels ``t = 0..T`` of the chain."""
+        return self.num_timesteps + 1
+
+    def _betas64(self) -> Tensor:
+        tau = torch.arange(self.num_levels, dtype=torch.float64) / self.num_timesteps * (1.0 - self.eps) + self.eps
+        var = vp_variance(tau, self.beta_min, self.beta_max)
+        alpha_from_var = 1.0 - var
+        return torch.cat([var[:1], (1.0 - alpha_from_var[1:] / alpha_from_var[:-1]).clamp(max=0.999)])
+
+    def _log_alpha_bar_table(self) -> Tensor:
+        return torch.cumsum(torch.log1p(-self._betas64()), 0)
+
+    def extra_repr(self) -> str:
+        return f"num_timesteps={self.num_timesteps}, beta_min={self.beta_min}, beta_max={self.beta_max}"
+
+    @property
+    def betas(self) -> Tensor:
+        """Per-level ``β_t``, ``t = 0..T`` (float32 table, shape (T + 1,))."""
+        return self.step_betas
+
+    def alpha_bar(self, t: Tensor) -> Tensor:
+        """ᾱ_t for level indices t (shape (B,))."""
+        return self.alpha_bars[self._check_index(t, self.num_timesteps).long()]
+
+    def sigma(self, t: Tensor) -> Tensor:
+        """``sqrt(1 − ᾱ_t)``: the noise level of x_t given x_0."""
+        return (1.0 - self.alpha_bar(t)).sqrt()
+
+    def _check_index(self, t: Tensor, top: int) -> Tensor:
+        if not isinstance(t, Tensor) or t.dim() != 1:
+            raise ValueError(f"time indices must be a tensor of shape (B,), got {getattr(t, 'shape', t)!r}")
+        # The value check synchronises with the device, so it runs on CPU tensors only (tests, user calls).
+        if t.device.type != "cpu" or not t.numel():
+            return t
+        fractional = t.is_floating_point() and not torch.equal(t, t.round())
+        if t.min() < 0 or t.max() > top or fractional:
+            raise ValueError(f"time indices must be integers in [0, {top}], got values in "
+                             f"[{float(t.min())}, {float(t.max())}]")
+        return t
+
+    def sample_times(self, batch: int, device: torch.device | str | None = None,
+                     generator: torch.Generator | None = None) -> Tensor:
+        """Uniform step indices t ∈ {0..T−1} (int64, shape (batch,)) for training pairs."""
+        return torch.randint(0, self.num_timesteps, (batch,), device=device, generator=generator)
+
+    # ----------------------------------------------------------------- forward chain
+    def q_sample(self, x0: Tensor, t: Tensor, noise: Tensor) -> Tensor:
+        """``x_t = sqrt(ᾱ_t) x_0 + sqrt(1 − ᾱ_t) ε``."""
+        ab = _gather(self.alpha_bars, self._check_index(t, self.num_timesteps), x0)
+        return ab.sqrt() * x0 + (1.0 - ab).sqrt() * noise
+
+    def _step_kernel(self, t: Tensor, like: Tensor) -> tuple[Tensor, Tensor]:
+        """``(a_{t+1}, β_{t+1})`` of the step ``x_t → x_{t+1}``, broadcast against ``like``."""
+        beta = _gather(self.betas, self._check_index(t, self.num_timesteps - 1) + 1, like)
+        return (1.0 - beta).sqrt(), beta
+
+    def q_step(self, x_t: Tensor, t: Tensor, noise: Tensor) -> Tensor:
+        """One forward step ``x_{t+1} = a_{t+1} x_t + sqrt(β_{t+1}) ε'`` (t ∈ {0..T−1})."""
+        a, beta = self._step_kernel(t, x_t)
+        return a * x_t + beta.sqrt() * noise
+
+    def q_pair(self, x0: Tensor, t: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """A training pair ``(x_t, x_{t+1})`` from data ``x0`` at step indices ``t`` ∈ {0..T−1}."""
+        noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+        x_t = self.q_sample(x0, t, noise)
+        noise2 = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+        return x_t, self.q_step(x_t, t, noise2)
+
+    def transition_log_prob(self, x_next: Tensor, x_t: Tensor, t: Tensor) -> Tensor:
+        """``log N(x_{t+1}; a_{t+1} x_t, β_{t+1} I)`` summed over data dims, shape (B,), in float32 or wider."""
+        a, beta = self._step_kernel(t, x_t.float())
+        return transition_log_prob(x_next.float(), x_t.float(), a, beta)
+
+    # ---------------------------------------------------------------------- posterior
+    def posterior_mean_var(self, x0: Tensor, x_next: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+        """Mean and variance of ``q(x_t | x_{t+1}, x_0)`` (DDPM posterior; variance broadcastable)."""
+        t = self._check_index(t, self.num_timesteps - 1)
+        mean = _gather(self.post_coef_x0, t, x0) * x0 + _gather(self.post_coef_xt, t, x_next) * x_next
+        return mean, _gather(self.post_var, t, x0)
+
+    def posterior_sample(self, x0: Tensor, x_next: Tensor, t: Tensor, noise: Tensor) -> Tensor:
+        """``x_t ∼ q(x_t | x_{t+1}, x_0)``; the mean only where t = 0 (the last sampling step)."""
+        mean, var = self.posterior_mean_var(x0, x_next, t)
+        keep = (t != 0).to(mean.dtype).reshape(-1, *([1] * (mean.dim() - 1)))
+        return mean + keep * var.sqrt() * noise
+
+    def posterior_log_prob(self, x_t: Tensor, x0: Tensor, x_next: Tensor, t: Tensor,
+                           var_floor: float = 0.0) -> Tensor:
+        """``log q(x_t | x_{t+1}, x_0)`` summed over data dims, shape (B,), variance floored at ``var_floor``."""
+        mean, var = self.posterior_mean_var(x0.float(), x_next.float(), t)
+        return gaussian_log_prob(x_t.float(), mean, var.clamp(min=var_floor))
 
 
 SCHEDULES: dict[str, type[NoiseSchedule]] = {

@@ -8,6 +8,7 @@ from lit_gen.losses.dcd import (
     quadratic_dcd_gradient,
     recovery_energy,
 )
+from lit_gen.losses.ddaebm import diag_gaussian_nll, energy_step_loss, generator_step_loss, kl_to_standard_normal
 from lit_gen.losses.score_matching import denoising_score_matching_loss, sliced_score_matching_loss
 
 __all__ = [
@@ -15,7 +16,11 @@ __all__ = [
     "contrastive_divergence_loss",
     "dcd_loss",
     "denoising_score_matching_loss",
+    "diag_gaussian_nll",
+    "energy_step_loss",
+    "generator_step_loss",
     "kernel_ladder",
+    "kl_to_standard_normal",
     "quadratic_dcd_gradient",
     "recovery_energy",
     "sliced_score_matching_loss",

@@ -1,4 +1,5 @@
-"""Pure-torch pieces of Diffusion Contrastive Divergence (Luo et al. 2023; derived form, SPEC §5).
+"""Pure-torch pieces of Diffusion Contrastive Divergence (Luo et al. 2023, "Training energy-based models with
+diffusion contrastive divergences"; derived form, ``docs/algorithms.md#diffusion-contrastive-divergence``).
 
 Derived from the paper's definitions (its body was not available). For a θ-free Gaussian kernel
 ``Q(x̃ | x) = N(x̃; a x, s² I)``
@@ -13,31 +14,37 @@ gradient
 with the *recovery posterior* ``p_θ(x' | x̃) ∝ exp(−U(x'))``, ``U(x') = E(x') + ‖x̃ − a x'‖² / (2s²)``.
 VE kernel: ``a = 1``; VP kernel: ``a = sqrt(1 − β)``, ``s = sqrt(β)``.
 
-This module holds the kernels, the recovery energy ``U``, the rule that scales a sampler's step to the kernel,
-the noise ladder of the time-dependent variant, and the closed forms for a quadratic energy
-``E(x) = ½ xᵀAx`` (Gaussian recovery posterior) that the tests compare the Monte Carlo gradient with.
+The kernel, the recovery energy ``U`` and the noise ladder of the time-dependent variant are the shared noise
+kernel of :mod:`lit_gen.diffusion.kernels` (re-exported here under DCD's names: ``DiffusionKernel`` is
+:class:`~lit_gen.diffusion.kernels.GaussianKernel`). This module holds the DCD surrogate loss, the rule that
+scales a sampler's step to the kernel, and the closed forms for a quadratic energy ``E(x) = ½ xᵀAx``
+(Gaussian recovery posterior) that the tests compare the Monte Carlo gradient with.
 """
 
 from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Literal
 
 import torch
 from torch import Tensor
 
+from lit_gen.diffusion.kernels import (
+    DiffusionKernel,
+    EnergyFn,
+    KernelKind,
+    kernel_ladder,
+    ladder_marginals,
+    recovery_energy,
+)
 from lit_gen.losses.contrastive_divergence import contrastive_divergence_loss
 from lit_gen.mcmc import HMC, Langevin, MCMCSampler
 from lit_gen.mcmc.base import _check_positive as _positive
 
-EnergyFn = Callable[[Tensor], Tensor]
-KernelKind = Literal["ve", "vp"]
-
 __all__ = [
     "DiffusionKernel",
+    "EnergyFn",
+    "KernelKind",
     "dcd_loss",
     "kernel_ladder",
     "ladder_marginals",
@@ -48,87 +55,15 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class DiffusionKernel:
-    """Gaussian diffusion kernel ``Q(x̃ | x) = N(x̃; a x, s² I)``.
-
-    Build with :meth:`ve` (``a = 1``) or :meth:`vp` (``a = sqrt(1 − β)``, ``s = sqrt(β)``).
-    """
-
-    a: float
-    s: float
-
-    def __post_init__(self) -> None:
-        _positive("kernel scale a", self.a)
-        _positive("kernel noise s", self.s)
-
-    @classmethod
-    def ve(cls, s: float) -> DiffusionKernel:
-        """Variance-exploding kernel ``x̃ = x + s ξ``."""
-        return cls(1.0, _positive("s", s))
-
-    @classmethod
-    def vp(cls, beta: float) -> DiffusionKernel:
-        """Variance-preserving kernel ``x̃ = sqrt(1 − β) x + sqrt(β) ξ``, ``0 < β < 1``."""
-        beta = _positive("beta", beta)
-        if beta >= 1.0:
-            raise ValueError(f"the VP kernel needs 0 < beta < 1, got {beta}")
-        return cls(math.sqrt(1.0 - beta), math.sqrt(beta))
-
-    @classmethod
-    def from_noise(cls, kind: KernelKind, s: float) -> DiffusionKernel:
-        """``kind="ve"``: noise std ``s``; ``kind="vp"``: ``β = s²``."""
-        if kind == "ve":
-            return cls.ve(s)
-        if kind == "vp":
-            return cls.vp(_positive("s", s) ** 2)
-        raise ValueError(f"kernel must be 've' or 'vp', got {kind!r}")
-
-    def sample(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """``x̃ = a x + s ξ``."""
-        noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=_draw_device(generator, x))
-        return self.a * x + self.s * noise.to(x.device)
-
-    def posterior_init(self, x_tilde: Tensor) -> Tensor:
-        """``x̃ / a``: the maximiser of the likelihood term, where the posterior chains start."""
-        return x_tilde / self.a
-
-    @property
-    def posterior_scale(self) -> float:
-        """``s / a``: the recovery posterior's width when E is flat on that scale."""
-        return self.s / self.a
-
-
-def _draw_device(generator: torch.Generator | None, x: Tensor) -> torch.device:
-    return x.device if generator is None else generator.device
-
-
-def recovery_energy(energy: EnergyFn, x_tilde: Tensor, kernel: DiffusionKernel) -> EnergyFn:
-    """``U(x') = E(x') + ‖x̃ − a x'‖² / (2s²)``, per sample, for the batch of noisy points ``x_tilde``.
-
-    The returned callable expects states of ``x_tilde``'s shape (one chain per noisy point).
-    """
-    target = x_tilde.detach()
-    a, inv_two_s2 = kernel.a, 1.0 / (2.0 * kernel.s**2)
-
-    def u(z: Tensor) -> Tensor:
-        if z.shape != target.shape:
-            raise ValueError(
-                f"recovery chains must have the noisy batch's shape {tuple(target.shape)}, got {tuple(z.shape)}"
-            )
-        return energy(z) + inv_two_s2 * (target - a * z).flatten(1).pow(2).sum(1)
-
-    return u
-
-
 def scaled_sampler(sampler: MCMCSampler, kernel: DiffusionKernel, step_scale: float | None) -> MCMCSampler:
     """A copy of ``sampler`` whose step is matched to the recovery posterior of ``kernel``.
 
-    Langevin / MALA: ``η = c (s/a)²`` (SPEC §5's ``η = c s²``, measured in the posterior's own width ``s/a``; the
-    two agree for VE and to O(β) for VP). HMC: ``ε = sqrt(2c) s/a`` (one leapfrog step of size ε is a Langevin
-    step of size ε²/2). ``step_scale=None`` returns ``sampler`` unchanged. A Langevin sampler keeps exact noise
-    (``noise_scale=None``) or no noise (``noise_scale=0``, gradient descent); a tempered one is refused because
-    its temperature would silently change with the step.
+    Langevin / MALA: ``η = c (s/a)²`` (the ``η = c s²`` of ``docs/algorithms.md#diffusion-contrastive-divergence``,
+    measured in the posterior's own width ``s/a``; the two agree for VE and to O(β) for VP). HMC:
+    ``ε = sqrt(2c) s/a`` (one leapfrog step of size ε is a Langevin step of size ε²/2). ``step_scale=None``
+    returns ``sampler`` unchanged. A Langevin sampler keeps exact noise (``noise_scale=None``) or no noise
+    (``noise_scale=0``, gradient descent); a tempered one is refused because its temperature would silently
+    change with the step.
     """
     if step_scale is None:
         return sampler
@@ -159,44 +94,6 @@ def dcd_loss(energy_data: Tensor, energy_recovered: Tensor, alpha: float = 0.0) 
     """
     loss, parts = contrastive_divergence_loss(energy_data, energy_recovered, alpha)
     return loss, {"dcd": parts["cd"], "reg": parts["reg"]}
-
-
-# ----------------------------------------------------------------------------------------------- noise ladder
-def kernel_ladder(kind: KernelKind, num_levels: int, noise_min: float, noise_max: float) -> list[DiffusionKernel]:
-    """Kernels ``Q_1 … Q_L`` of the ladder ``x_0 (data) → x_1 → … → x_L``; ``Q_{t+1}`` takes level t to t+1.
-
-    VE: the marginal noise std ``σ_t`` of ``x_t = x_0 + σ_t ε`` is geometric from ``noise_min`` (t = 1) to
-    ``noise_max`` (t = L), so ``s_{t+1} = sqrt(σ_{t+1}² − σ_t²)``. VP: ``β_t`` geometric from ``noise_min²`` to
-    ``noise_max²`` (each ``β < 1``). ``num_levels = 1`` is the single kernel of noise ``noise_min``.
-    """
-    if isinstance(num_levels, bool) or not isinstance(num_levels, int) or num_levels < 1:
-        raise ValueError(f"num_levels must be a positive int, got {num_levels!r}")
-    lo, hi = _positive("noise_min", noise_min), _positive("noise_max", noise_max)
-    if num_levels > 1 and not lo < hi:
-        raise ValueError(f"a ladder needs noise_min < noise_max, got {lo} and {hi}")
-    if num_levels == 1:
-        levels = [lo]
-    else:
-        ratio = (hi / lo) ** (1.0 / (num_levels - 1))
-        levels = [lo * ratio**k for k in range(num_levels)]
-    if kind == "ve":
-        prev, out = 0.0, []
-        for sigma in levels:
-            out.append(DiffusionKernel.ve(math.sqrt(sigma**2 - prev**2)))
-            prev = sigma
-        return out
-    if kind == "vp":
-        return [DiffusionKernel.vp(sigma**2) for sigma in levels]
-    raise ValueError(f"kernel must be 've' or 'vp', got {kind!r}")
-
-
-def ladder_marginals(kernels: list[DiffusionKernel]) -> tuple[list[float], list[float]]:
-    """``(m_t, σ_t)`` for t = 0..L with ``x_t = m_t x_0 + σ_t ε`` (``m_0 = 1``, ``σ_0 = 0``)."""
-    means, stds = [1.0], [0.0]
-    for k in kernels:
-        means.append(means[-1] * k.a)
-        stds.append(math.sqrt((k.a * stds[-1]) ** 2 + k.s**2))
-    return means, stds
 
 
 # ----------------------------------------------------------------------- quadratic energy: closed forms

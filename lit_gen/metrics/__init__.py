@@ -11,9 +11,11 @@ from lit_gen.metrics.frechet import (
 )
 from lit_gen.metrics.grid_nll import energy_grid, grid_log_partition, grid_nll
 from lit_gen.metrics.mmd import MaximumMeanDiscrepancy, mmd2_unbiased
+from lit_gen.metrics.mode_peaks import ModePeakReport, mode_peak_report
 from lit_gen.metrics.ood import image_ood_sets, ood_auroc, ood_report
 from lit_gen.metrics.sliced_wasserstein import (
     SlicedWassersteinDistance,
+    projection_chunk_size,
     random_directions,
     sliced_wasserstein,
 )
@@ -29,14 +31,17 @@ __all__ = [
     "inception_score",
     "load_digits_classifier",
     "MaximumMeanDiscrepancy",
+    "ModePeakReport",
     "SlicedWassersteinDistance",
     "energy_grid",
     "grid_log_partition",
     "grid_nll",
     "image_ood_sets",
     "mmd2_unbiased",
+    "mode_peak_report",
     "ood_auroc",
     "ood_report",
+    "projection_chunk_size",
     "random_directions",
     "sliced_wasserstein",
 ]

@@ -11,27 +11,57 @@ from torchmetrics.utilities import dim_zero_cat
 
 from lit_gen.metrics._checks import as_sample_matrix, check_same_dim
 
-# Largest kernel block (rows x columns) evaluated at once; bounds memory to a few tens of MB in float64.
+# Largest kernel block (rows x columns) evaluated at once; bounds memory to a few tens of MB in float64. On CPU,
+# 2^18 entries (2 MB in float64) keep a block's two buffers in cache across its ~15 passes: 2x faster at n = 4000.
 _BLOCK_ELEMENTS = 2**22
+_CPU_BLOCK_ELEMENTS = 2**18
+
+
+def _doublings(prev: float, c: float) -> int:
+    """j ∈ {1, 2, 3} when ``c`` is ``prev · 2^j`` (up to float rounding), else 0."""
+    for j in (1, 2, 3):
+        if abs(c - prev * 2**j) <= 1e-12 * c:
+            return j
+    return 0
 
 
 def _kernel_sum(
     x: torch.Tensor, y: torch.Tensor, inv_two_h2: torch.Tensor, exclude_diagonal: bool, rows: int
 ) -> torch.Tensor:
-    """Σ_ij k(x_i, y_j), optionally without the i == j terms, evaluated in row blocks."""
+    """Σ_ij k(x_i, y_j) evaluated in row blocks; with ``exclude_diagonal`` (``y`` is ``x``), Σ_{i≠j} k(x_i, x_j).
+
+    The symmetric case evaluates only the blocks on and right of the diagonal, Σ_{i≠j} = Σ_{diagonal blocks, i≠j}
+    + 2 Σ_{right of them}, about half the kernel evaluations. Each block's squared distances are formed once
+    (one ``addmm``) and every bandwidth's exp is summed from one reused buffer; going through the bandwidths from
+    the widest, a coefficient 2, 4 or 8 times the previous one reuses that exp by squaring,
+    exp(−4c·d²) = (exp(−c·d²))², twice (the default bandwidths need two exps, not five).
+    """
     total = torch.zeros((), dtype=x.dtype, device=x.device)
-    y_sq = (y * y).sum(dim=1)
+    cs = sorted(float(c) for c in inv_two_h2)
+    # squarings turning the previous coefficient's exp into this one's (0: evaluate exp afresh)
+    squarings = [0] + [_doublings(prev, c) for prev, c in zip(cs[:-1], cs[1:], strict=True)]
+    x_sq = (x * x).sum(dim=1)
+    y_sq = x_sq if exclude_diagonal else (y * y).sum(dim=1)
     for start in range(0, x.shape[0], rows):
-        xi = x[start : start + rows]
-        # ‖x−y‖² expanded; rounding can make it slightly negative, hence the clamp.
-        d2 = ((xi * xi).sum(dim=1)[:, None] + y_sq[None, :] - 2.0 * xi @ y.T).clamp_min(0.0)
-        k = torch.zeros_like(d2)
-        for c in inv_two_h2:  # one bandwidth at a time keeps memory at two blocks
-            k += torch.exp(-c * d2)
+        stop = min(start + rows, x.shape[0])
+        first = start if exclude_diagonal else 0  # symmetric: columns from the block's diagonal on
+        xi, cols = x[start:stop], y[first:]
+        # ‖x−y‖² = ‖y‖² − 2 x·y + ‖x‖²; rounding can make it slightly negative, hence the clamp
+        d2 = torch.addmm(y_sq[None, first:], xi, cols.T, alpha=-2.0).add_(x_sq[start:stop, None]).clamp_min_(0.0)
+        width = stop - start
         if exclude_diagonal:
-            idx = torch.arange(xi.shape[0], device=x.device)
-            k[idx, idx + start] = 0.0
-        total = total + k.sum()
+            idx = torch.arange(width, device=x.device)
+            d2[idx, idx] = float("inf")  # exp(−c·inf) = 0: the i == j terms drop out
+        buf = torch.empty_like(d2)
+        for c, j in zip(cs, squarings, strict=True):  # one bandwidth at a time keeps memory at two blocks
+            if j == 0:
+                torch.mul(d2, -c, out=buf).exp_()
+            for _ in range(j):
+                buf.mul_(buf)
+            if exclude_diagonal:
+                total = total + buf[:, :width].sum() + 2.0 * buf[:, width:].sum()
+            else:
+                total = total + buf.sum()
     return total
 
 
@@ -47,8 +77,9 @@ def mmd2_unbiased(
 
     with k(x, y) = Σ_h exp(−‖x − y‖² / (2h²)) over ``bandwidths``. The U-statistic can be slightly negative
     when the distributions are equal. Samples (N, *data_shape) are flattened; m and n may differ (≥ 2 each).
-    The kernel is evaluated in row blocks of ``chunk_size`` rows (default: about 4M entries per block), in
-    float64, so n ≈ 10k needs little memory. Returns a 0-d tensor (float32 at least) on ``a``'s device.
+    The kernel is evaluated in row blocks of ``chunk_size`` rows (default: about 4M entries per block, 256k on
+    CPU), in float64, so n ≈ 10k needs little memory; the cost is O(mn + m² + n²), so callers cap m and n.
+    Returns a 0-d tensor (float32 at least) on ``a``'s device.
     """
     a2, b2 = as_sample_matrix(a, "a"), as_sample_matrix(b, "b")
     check_same_dim(a2, b2)
@@ -60,7 +91,8 @@ def mmd2_unbiased(
         raise ValueError(f"bandwidths must be a non-empty sequence of positive numbers, got {bandwidths!r}")
     if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
         raise ValueError(f"chunk_size must be a positive int or None, got {chunk_size!r}")
-    rows = chunk_size or max(1, _BLOCK_ELEMENTS // max(m, n))
+    block = _CPU_BLOCK_ELEMENTS if a2.device.type == "cpu" else _BLOCK_ELEMENTS
+    rows = chunk_size or max(1, block // max(m, n))
 
     out_dtype = torch.promote_types(torch.promote_types(a2.dtype, b2.dtype), torch.float32)
     x = a2.to(torch.float64)
@@ -76,7 +108,8 @@ class MaximumMeanDiscrepancy(Metric):
     """Accumulating unbiased MMD² (see :func:`mmd2_unbiased`) between generated ``preds`` and data ``target``.
 
     ``update(preds, target)`` stores both batches; ``compute()`` evaluates MMD² on everything stored.
-    States are concatenated across processes under DDP.
+    States are concatenated across processes under DDP; :meth:`samples` returns them so gathered. The cost is
+    O((m + n)²) kernel evaluations (in bounded-memory row blocks), so callers cap m and n (a few thousand).
     """
 
     is_differentiable = False
@@ -114,3 +147,10 @@ class MaximumMeanDiscrepancy(Metric):
         return mmd2_unbiased(
             dim_zero_cat(self.preds), dim_zero_cat(self.target), self.bandwidths, self.chunk_size
         )
+
+    def samples(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(preds, target)`` stored so far, concatenated across processes under DDP (every rank gets all)."""
+        if len(self.preds) == 0:
+            raise ValueError("MaximumMeanDiscrepancy.samples() called before any update(preds, target)")
+        with self.sync_context(dist_sync_fn=self.dist_sync_fn, should_sync=self._to_sync):
+            return dim_zero_cat(self.preds), dim_zero_cat(self.target)

@@ -11,9 +11,11 @@ from lit_gen.models.dcd import DCDModule  # noqa: E402
 from lit_gen.models.ddaebm import DDAEBMModule  # noqa: E402
 from lit_gen.models.diffusion import DiffusionModule  # noqa: E402
 from lit_gen.models.ebm import EBMModule  # noqa: E402
+from lit_gen.models.energy import EnergyModule  # noqa: E402
 from lit_gen.models.kernel_diffusion import KernelDiffusionModule  # noqa: E402
 
 __all__ = [
-    "DCDModule", "DDAEBMModule", "DiffusionModule", "EBMModule", "GenerativeModule", "KernelDiffusionModule",
+    "DCDModule", "DDAEBMModule", "DiffusionModule", "EBMModule", "EnergyModule", "GenerativeModule",
+    "KernelDiffusionModule",
     "NetFactory", "build_network",
 ]

@@ -33,7 +33,6 @@ anneals down the ladder, sampling ``x_t ∼ p_θ(x_t | x_{t+1})`` at each level.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Literal
 
@@ -42,23 +41,14 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
 from lit_gen.denoise import denoise
-from lit_gen.losses.dcd import (
-    dcd_loss,
-    kernel_ladder,
-    ladder_marginals,
-    recovery_energy,
-    scaled_sampler,
-)
-from lit_gen.mcmc import Langevin, MCMCSampler, UniformInit
-from lit_gen.models.base import GenerativeModule, NetFactory, build_network
-
-_HINT = (
-    "Lower the learning rate or step_scale, raise alpha (energy regulariser), raise mcmc_steps, or enable "
-    "gradient clipping (trainer.gradient_clip_val)."
-)
+from lit_gen.diffusion.kernels import kernel_ladder, ladder_marginals, recovery_energy
+from lit_gen.losses.dcd import dcd_loss, scaled_sampler
+from lit_gen.mcmc import Langevin, MCMCSampler
+from lit_gen.models.base import NetFactory
+from lit_gen.models.energy import EnergyModule
 
 
-class DCDModule(GenerativeModule):
+class DCDModule(EnergyModule):
     """An energy ``E(x)`` (or ``E(x, t)`` on a noise ladder) trained by Diffusion Contrastive Divergence.
 
     Args:
@@ -88,6 +78,13 @@ class DCDModule(GenerativeModule):
         denoise_num_images: test images denoised per σ (the first ones of the test split).
     """
 
+    guard_name = "the DCD energy"
+    negatives_name = "recovery samples"
+    guard_hint = (
+        "Lower the learning rate or step_scale, raise alpha (energy regulariser), raise mcmc_steps, or enable "
+        "gradient clipping (trainer.gradient_clip_val)."
+    )
+
     def __init__(
         self,
         energy_net: NetFactory,
@@ -114,8 +111,12 @@ class DCDModule(GenerativeModule):
         optimizer: OptimizerCallable = torch.optim.Adam,
         lr_scheduler: LRSchedulerCallable | None = None,
         eval_metrics: bool = True,
+        eval_max_points: int = 10000,
+        mmd_max_points: int = 4000,
+        val_max_points: int = 2000,
     ) -> None:
-        super().__init__(data_shape, optimizer, lr_scheduler, eval_metrics)
+        super().__init__(energy_net, data_shape, init_low, init_high, energy_bound, grid_limit, optimizer,
+                         lr_scheduler, eval_metrics, eval_max_points, mmd_max_points, val_max_points)
         self.save_hyperparameters(ignore=["energy_net", "sampler", "sample_sampler", "optimizer", "lr_scheduler"])
         if kernel not in ("ve", "vp"):
             raise ValueError(f"kernel must be 've' or 'vp', got {kernel!r}")
@@ -126,11 +127,8 @@ class DCDModule(GenerativeModule):
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         if num_levels > 1 and max_noise is None:
             raise ValueError("a noise ladder (num_levels > 1) needs max_noise, the last level's noise")
-        if (init_low is None) != (init_high is None):
-            raise ValueError("give both init_low and init_high, or neither (then the data's bounds are used)")
         if any(not (isinstance(s, (int, float)) and s > 0) for s in denoise_sigmas):
             raise ValueError(f"denoise_sigmas must be positive noise stds, got {list(denoise_sigmas)}")
-        self.energy_net = build_network(energy_net, self.data_shape)
         self.kernel_kind = kernel
         self.num_levels = int(num_levels)
         self.kernels = kernel_ladder(kernel, self.num_levels, noise, noise if max_noise is None else max_noise)
@@ -143,26 +141,12 @@ class DCDModule(GenerativeModule):
         self.level_sample_samplers = [scaled_sampler(self.sample_sampler, k, step_scale) for k in self.kernels]
         self.mcmc_steps = int(mcmc_steps)
         self.alpha = float(alpha)
-        self.energy_bound = float(energy_bound)
         self.sample_steps = int(sample_steps)
-        self.grid_limit = float(grid_limit)
         self.denoise_sigmas = tuple(float(s) for s in denoise_sigmas) if self.is_image else ()
         self.denoise_method = denoise_method
         self.denoise_steps = int(denoise_steps)
         self.denoise_step_scale = float(denoise_step_scale)
         self.denoise_num_images = int(denoise_num_images)
-        # Data statistics live in buffers: they travel with .to(device) and are restored from checkpoints.
-        self.register_buffer("box_low", torch.full(self.data_shape, -1.0))
-        self.register_buffer("box_high", torch.full(self.data_shape, 1.0))
-        self.register_buffer("data_mean", torch.zeros(self.data_shape))
-        self.register_buffer("data_std", torch.ones(self.data_shape))
-        self.register_buffer("stats_ready", torch.tensor(False))
-        if init_low is not None:
-            if not float(init_low) < float(init_high):
-                raise ValueError(f"init_low must be below init_high, got {init_low} and {init_high}")
-            self._set_stats(torch.full(self.data_shape, float(init_low)), torch.full(self.data_shape, float(init_high)))
-        elif self.is_image:
-            self._set_stats(-torch.ones(self.data_shape), torch.ones(self.data_shape))
         self._psnr = nn.ModuleDict()
         if self.denoise_sigmas:
             from torchmetrics.image import PeakSignalNoiseRatio
@@ -181,47 +165,6 @@ class DCDModule(GenerativeModule):
             t = torch.full((x.shape[0],), float(t), device=x.device, dtype=x.dtype)
         return self.energy_net(x, t)
 
-    def energy_for_plot(self, x: Tensor) -> Tensor:
-        """Energy of the data level, drawn by the plotting callback's heat map."""
-        return self.energy(x.to(self.device)).detach().float()
-
-    def ood_score(self, x: Tensor) -> Tensor:
-        """Out-of-distribution score ``−E(x)`` (data level): higher means more typical of the training data."""
-        return -self.energy(x.to(self.device)).detach().float()
-
-    # ------------------------------------------------------------- data stats
-    def _set_stats(self, low: Tensor, high: Tensor, data: Tensor | None = None) -> None:
-        self.box_low.copy_(low.reshape(self.data_shape))
-        self.box_high.copy_(high.reshape(self.data_shape))
-        if data is not None and len(data) > 1:
-            self.data_mean.copy_(data.mean(0).reshape(self.data_shape))
-            self.data_std.copy_(data.std(0).reshape(self.data_shape))
-        else:  # moments of the uniform distribution on the box
-            self.data_mean.copy_((self.box_low + self.box_high) / 2)
-            self.data_std.copy_((self.box_high - self.box_low) / math.sqrt(12.0))
-        self.stats_ready.fill_(True)
-
-    def on_fit_start(self) -> None:
-        datamodule = getattr(self.trainer, "datamodule", None)
-        data = None
-        getter = getattr(datamodule, "tensor", None)
-        if getter is not None:
-            try:
-                data = getter("train").to(self.device)
-            except (KeyError, ValueError, RuntimeError):
-                data = None
-        if bool(self.stats_ready):
-            if data is not None and len(data) > 1:
-                self.data_mean.copy_(data.mean(0).reshape(self.data_shape))
-                self.data_std.copy_(data.std(0).reshape(self.data_shape))
-            return
-        bounds = getattr(datamodule, "bounds", None)
-        if bounds is None:
-            raise RuntimeError("the data module has no bounds(); set init_low and init_high in the model")
-        low, high = (b.to(self.device) for b in bounds())
-        pad = 0.1 * (high - low)
-        self._set_stats(low - pad, high + pad, data)
-
     # ---------------------------------------------------------------- training
     def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
         x0 = self.check_batch(batch)
@@ -235,14 +178,14 @@ class DCDModule(GenerativeModule):
         def energy_t(z: Tensor) -> Tensor:
             return self.energy(z, level)
 
-        result = self.level_samplers[level].run(
-            recovery_energy(energy_t, x_tilde, kernel), kernel.posterior_init(x_tilde), self.mcmc_steps
-        )
+        init = kernel.posterior_init(x_tilde)
+        result = self.level_samplers[level].run(recovery_energy(energy_t, x_tilde, kernel), init, self.mcmc_steps)
+        self.check_chains(init, result.x, self.box_low, self.box_high)
         e_pos = energy_t(x_pos)
         e_neg = energy_t(result.x.detach())
-        self._guard(None, torch.cat([e_pos.detach(), e_neg.detach()]))
+        self.guard(None, torch.cat([e_pos.detach(), e_neg.detach()]))
         loss, parts = dcd_loss(e_pos, e_neg, self.alpha)
-        self._guard(loss, None)
+        self.guard(loss, None)
         if self.logs_this_step():
             self.log_dict(
                 {
@@ -256,28 +199,7 @@ class DCDModule(GenerativeModule):
             self.log("train/loss", loss, prog_bar=True)
         return loss
 
-    def _guard(self, loss: Tensor | None, energies: Tensor | None) -> None:
-        if loss is not None:
-            self.check_finite(loss, "the DCD loss", _HINT)
-        if energies is not None:
-            self.check_finite(energies, "the energies", _HINT)
-            peak = float(energies.abs().max())
-            if peak > self.energy_bound:
-                half = len(energies) // 2
-                raise FloatingPointError(
-                    f"the DCD energy diverged at global step {self.global_step}: |E| reached {peak:.3g} "
-                    f"(bound energy_bound={self.energy_bound:g}; mean energy of data "
-                    f"{float(energies[:half].mean()):.3g}, of recovery samples {float(energies[half:].mean()):.3g})"
-                    f". {_HINT} The last good checkpoint is kept in the run directory."
-                )
-
     # ---------------------------------------------------------------- sampling
-    def _require_stats(self) -> None:
-        if not bool(self.stats_ready):
-            raise RuntimeError(
-                "the data range is unknown: fit the model on a data module first, or set init_low/init_high"
-            )
-
     def sample(
         self, n: int, steps: int | None = None, generator: torch.Generator | None = None, init: Tensor | None = None
     ) -> Tensor:
@@ -293,14 +215,14 @@ class DCDModule(GenerativeModule):
         if steps <= 0:
             raise ValueError(f"steps must be a positive number of MCMC steps, got {steps}")
         if init is None:
-            self._require_stats()
+            self.require_init_box()
         was_training = self.training
         self.eval()
         try:
             if self.num_levels == 1:
                 x = init
                 if x is None:
-                    x = UniformInit(self.box_low, self.box_high).sample(n, self.data_shape, generator, self.device)
+                    x = self.init_distribution().sample(n, self.data_shape, generator, self.device)
                 return self.sample_sampler.run(self.energy, x, steps, generator=generator).x
             return self._anneal(n, steps, generator, init)
         finally:
@@ -356,29 +278,7 @@ class DCDModule(GenerativeModule):
                 out[f"psnr_gain_s{sigma:g}"] = clean - noisy
             for metric in self._psnr.values():
                 metric.reset()
-        if test_data is None:
-            return out
-        if self.is_image:
-            from lit_gen.metrics import ood_report
-
-            with torch.inference_mode(False), torch.no_grad():
-                out.update(ood_report(self.ood_score, test_data.to(self.device)))
-            return out
-        if self.data_shape != (2,):
-            return out
-        from lit_gen.metrics import grid_nll
-
-        with torch.inference_mode(False), torch.no_grad():
-            res = grid_nll(self.energy_for_plot, test_data.to(self.device), limit=self.grid_limit,
-                           device=self.device)
-        out.update({"grid_nll": float(res["nll"]), "grid_nll_2L": float(res["nll_2L"]),
-                    "mass_escape": float(res["mass_escape"])})
-        true_nll = getattr(self.trainer.datamodule, "true_nll", None) if self._trainer is not None else None
-        if callable(true_nll):
-            value = true_nll("test")
-            if value is not None:
-                out["true_nll"] = float(value)
-                out["nll_gap"] = out["grid_nll"] - out["true_nll"]
+        out.update(self.energy_report(test_data))
         return out
 
 

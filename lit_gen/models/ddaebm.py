@@ -4,8 +4,9 @@ A T-step (T = 4) diffusion in which every denoising step is an EBM ``E_θ(x_t, t
 generator ``G_φ(x_{t+1}, t, z)`` and a Gaussian posterior ``q_ψ(z | x_t, x_{t+1}, t)``: each batch makes one
 energy step (CD-style term + R1 on the conditional log-density) and then one generator step (the symmetric
 Jeffrey divergence KL(p_φ‖p_θ) + KL(q_data‖p_φ), the second through a negative ELBO), exactly as
-:mod:`lit_gen.ddaebm.losses` writes them (SPEC §6). Sampling is T generator calls from N(0, I) through an EMA
-copy of the generator; the energy gives the 2D density map ``exp(−E(x, 0))`` and the OOD score ``−E(x, 0)``.
+:mod:`lit_gen.losses.ddaebm` writes them (``docs/algorithms.md#ddaebm``). Sampling is T generator calls from
+N(0, I) through an EMA copy of the generator; the energy gives the 2D density map ``exp(−E(x, 0))`` and the
+OOD score ``−E(x, 0)``.
 
 Manual optimization with two optimizers, so ``trainer.global_step`` counts two steps per batch (set
 ``max_steps`` to twice the number of batches) and gradient clipping is the ``gradient_clip_val`` argument of
@@ -24,8 +25,11 @@ import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
-from lit_gen.ddaebm import DDAEBMSchedule, ddaebm_sample, energy_step_loss, generator_step_loss
-from lit_gen.models.base import GenerativeModule, NetFactory, build_network
+from lit_gen.diffusion.samplers.ddaebm import ddaebm_sample
+from lit_gen.diffusion.schedules import DDAEBMSchedule
+from lit_gen.losses.ddaebm import energy_step_loss, generator_step_loss
+from lit_gen.models.base import NetFactory
+from lit_gen.models.energy import EnergyModule
 from lit_gen.utils.ema import ExponentialMovingAverage
 
 LatentNetFactory = Callable[[tuple[int, ...], int], nn.Module]
@@ -49,7 +53,7 @@ def _build_latent_network(net: LatentNetFactory | nn.Module, data_shape: tuple[i
     return module
 
 
-class DDAEBMModule(GenerativeModule):
+class DDAEBMModule(EnergyModule):
     """Energy ``E_θ(x_t, t)``, generator ``G_φ(x_{t+1}, t, z)`` and posterior ``q_ψ(z | x_t, x_{t+1}, t)``.
 
     Args:
@@ -61,7 +65,9 @@ class DDAEBMModule(GenerativeModule):
             (``lit_gen.ddaebm.PosteriorMLP``, ``lit_gen.ddaebm.ConvPosterior``).
         data_shape: shape of one data point (linked from the data module by the CLI).
         latent_dim: size of z (toy 2, images 100).
-        num_timesteps, beta_min, beta_max: the schedule of :class:`lit_gen.ddaebm.DDAEBMSchedule`.
+        num_timesteps, beta_min, beta_max: shorthand for ``schedule`` (``DDAEBMSchedule(num_timesteps, beta_min,
+            beta_max)``), used when ``schedule`` is not given.
+        schedule: the noise schedule, a :class:`lit_gen.diffusion.schedules.DDAEBMSchedule` (``class_path`` in YAML).
         r1_gamma: weight γ of the R1 penalty (0.02 in the paper).
         r1_every: apply R1 every this many batches (lazy regularisation; 1 = always).
         entropy_weight: λ_H of the generator's entropy bound (0.1).
@@ -73,8 +79,15 @@ class DDAEBMModule(GenerativeModule):
         ema_warmup: warm-up decay ``min(d, (1+n)/(10+n))``.
         grid_limit, grid_cells: half-width and cells per side of the grid on which the 2D test report
             normalises ``exp(−E(x, 0))`` (``energy_map_nll``).
-        eval_metrics: see :class:`GenerativeModule`.
+        eval_metrics, eval_max_points, mmd_max_points, val_max_points: see :class:`GenerativeModule`.
+
+    The energy map ``exp(−E(x, 0))`` (``energy_for_plot``) is drawn at level 0, not conditioned on x_1, as the
+    authors' toy code does (at equilibrium ``E(x, 0) = −log q_0(x) + const``). Whether it peaks at known modes:
+    :func:`lit_gen.metrics.mode_peak_report`; on 2D data a plain MLP energy on raw coordinates does not form
+    sharp peaks in a few thousand batches, :class:`lit_gen.nn.FourierTimeEnergyMLP` does.
     """
+
+    needs_init_box = False  # sampling starts from N(0, I), not from a box
 
     def __init__(
         self,
@@ -86,6 +99,7 @@ class DDAEBMModule(GenerativeModule):
         num_timesteps: int = 4,
         beta_min: float = 0.1,
         beta_max: float = 20.0,
+        schedule: DDAEBMSchedule | None = None,
         r1_gamma: float = 0.02,
         r1_every: int = 1,
         entropy_weight: float = 0.1,
@@ -100,10 +114,16 @@ class DDAEBMModule(GenerativeModule):
         grid_limit: float = 6.0,
         grid_cells: int = 200,
         eval_metrics: bool = True,
+        eval_max_points: int = 10000,
+        mmd_max_points: int = 4000,
+        val_max_points: int = 2000,
     ) -> None:
-        super().__init__(data_shape, energy_optimizer, energy_lr_scheduler, eval_metrics)
+        super().__init__(energy_net, data_shape, grid_limit=grid_limit, optimizer=energy_optimizer,
+                         lr_scheduler=energy_lr_scheduler, eval_metrics=eval_metrics, eval_max_points=eval_max_points,
+                         mmd_max_points=mmd_max_points, val_max_points=val_max_points)
         self.save_hyperparameters(ignore=["energy_net", "generator_net", "posterior_net", "energy_optimizer",
-                                          "generator_optimizer", "energy_lr_scheduler", "generator_lr_scheduler"])
+                                          "generator_optimizer", "energy_lr_scheduler", "generator_lr_scheduler",
+                                          "schedule"])
         self.automatic_optimization = False
         if not isinstance(latent_dim, int) or latent_dim < 1:
             raise ValueError(f"latent_dim must be a positive int, got {latent_dim!r}")
@@ -116,8 +136,10 @@ class DDAEBMModule(GenerativeModule):
         if gradient_clip_val is not None and gradient_clip_val <= 0:
             raise ValueError(f"gradient_clip_val must be positive or None, got {gradient_clip_val}")
         self.latent_dim = latent_dim
-        self.schedule = DDAEBMSchedule(num_timesteps, beta_min, beta_max)
-        self.energy_net = build_network(energy_net, self.data_shape)
+        # the schedule object, or its shorthand: the three scalars
+        self.schedule = schedule if schedule is not None else DDAEBMSchedule(num_timesteps, beta_min, beta_max)
+        if not isinstance(self.schedule, DDAEBMSchedule):
+            raise TypeError(f"schedule must be a lit_gen.diffusion.schedules.DDAEBMSchedule, got {type(schedule)}")
         self.generator = _build_latent_network(generator_net, self.data_shape, latent_dim, "generator_net")
         self.posterior = _build_latent_network(posterior_net, self.data_shape, latent_dim, "posterior_net")
         self.r1_gamma = float(r1_gamma)
@@ -127,7 +149,6 @@ class DDAEBMModule(GenerativeModule):
         self.generator_optimizer_factory = generator_optimizer
         self.generator_lr_scheduler_factory = generator_lr_scheduler
         self.gradient_clip_val = gradient_clip_val
-        self.grid_limit = float(grid_limit)
         self.grid_cells = int(grid_cells)
         self.ema = ExponentialMovingAverage(self.generator, ema_decay, ema_warmup) if ema_decay is not None else None
 
@@ -137,17 +158,6 @@ class DDAEBMModule(GenerativeModule):
         if not isinstance(t, Tensor):
             t = torch.full((x.shape[0],), int(t), device=x.device, dtype=torch.long)
         return self.energy_net(x, t)
-
-    def energy_for_plot(self, x: Tensor) -> Tensor:
-        """``E(x, 0)``: the plotting callback draws ``exp(−E(x, 0))``, as the authors' toy code does (level 0,
-        not conditioned on x_1: at equilibrium ``E(x, 0) = −log q_0(x) + const``). Whether it peaks at known
-        modes: :func:`lit_gen.ddaebm.mode_peak_report`; on 2D data a plain MLP energy on raw coordinates does
-        not form sharp peaks in a few thousand batches, :class:`lit_gen.ddaebm.FourierTimeEnergyMLP` does."""
-        return self.energy(x.to(self.device)).detach().float()
-
-    def ood_score(self, x: Tensor) -> Tensor:
-        """Out-of-distribution score ``−E(x, 0)``: higher means more typical of the training data."""
-        return -self.energy(x.to(self.device)).detach().float()
 
     # ------------------------------------------------------------ optimization
     def configure_optimizers(self) -> Any:

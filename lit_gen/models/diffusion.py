@@ -19,9 +19,11 @@ import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor
 
-from lit_gen.diffusion import Denoiser, NetworkDenoiser, NoiseSchedule, dsm_loss, get_sampler
+from lit_gen.contract import data_log_prob
+from lit_gen.diffusion import Denoiser, NetworkDenoiser, NoiseSchedule, dsm_loss
 from lit_gen.diffusion.likelihood import bits_per_dim, dequantize, pf_ode_log_prob
 from lit_gen.diffusion.oism import oism_loss
+from lit_gen.diffusion.samplers import DiffusionSampler, build_sampler
 from lit_gen.diffusion.schedules import LinearSchedule
 from lit_gen.models.base import GenerativeModule, NetFactory, build_network
 from lit_gen.utils.ema import ExponentialMovingAverage
@@ -36,9 +38,11 @@ class DiffusionModule(GenerativeModule):
         schedule: noise schedule (default: linear β ∈ [1e-4, 0.02], T = 1000).
         prediction: what the network predicts: ``eps``, ``x0`` or ``v``.
         weighting: ``none`` or ``min_snr`` (γ = ``snr_gamma``).
-        sampler: default sampler name: ``heun``, ``ddim``, ``ddpm`` or ``euler_maruyama``.
-        sampler_steps: default number of sampler steps (Heun: NFE = 2·steps − 1).
-        sampler_kwargs: extra keyword arguments of the default sampler (e.g. ``eta`` for DDIM).
+        sampler: the default sampler, a :class:`~lit_gen.diffusion.samplers.DiffusionSampler` (``class_path`` in
+            YAML; a user's own subclass too), or a shorthand name: ``heun``, ``ddim``, ``ddpm`` or
+            ``euler_maruyama``, built with ``sampler_steps`` and ``sampler_kwargs``.
+        sampler_steps: number of steps of a named sampler (Heun: NFE = 2·steps − 1).
+        sampler_kwargs: extra settings of a named sampler (e.g. ``eta`` for DDIM).
         clip_denoised: clamp x̂0 to [-1, 1] while sampling; ``None`` clamps for images only.
         ema_decay: EMA decay of the sampling network; ``None`` samples from the raw weights.
         ema_warmup: use the warm-up decay ``min(d, (1+n)/(10+n))`` (suits short budgets).
@@ -48,7 +52,8 @@ class DiffusionModule(GenerativeModule):
         test_nll_samples: test points whose probability-flow NLL enters the test report (nats for vectors,
             bits/dim with uniform dequantisation for images); 0 turns it off.
         test_nll_steps: RK4 steps of that NLL (``nfe = 4 · steps``; Hutchinson divergence above 16 dims).
-        optimizer, lr_scheduler, eval_metrics: see :class:`GenerativeModule`.
+        optimizer, lr_scheduler, eval_metrics, eval_max_points, mmd_max_points, val_max_points: see
+            :class:`GenerativeModule`.
     """
 
     def __init__(
@@ -59,7 +64,7 @@ class DiffusionModule(GenerativeModule):
         prediction: Literal["eps", "x0", "v"] = "eps",
         weighting: Literal["none", "min_snr"] = "none",
         snr_gamma: float = 5.0,
-        sampler: str = "heun",
+        sampler: DiffusionSampler | str = "heun",
         sampler_steps: int = 18,
         sampler_kwargs: dict[str, Any] | None = None,
         clip_denoised: bool | None = None,
@@ -72,16 +77,26 @@ class DiffusionModule(GenerativeModule):
         optimizer: OptimizerCallable = torch.optim.Adam,
         lr_scheduler: LRSchedulerCallable | None = None,
         eval_metrics: bool = True,
+        eval_max_points: int = 10000,
+        mmd_max_points: int = 4000,
+        val_max_points: int = 2000,
     ) -> None:
-        super().__init__(data_shape, optimizer, lr_scheduler, eval_metrics)
-        self.save_hyperparameters(ignore=["net", "schedule", "optimizer", "lr_scheduler"])
+        super().__init__(data_shape, optimizer, lr_scheduler, eval_metrics, eval_max_points, mmd_max_points,
+                         val_max_points)
+        # a sampler object is a component (like the network), not a plain hyper-parameter
+        ignore = ["net", "schedule", "optimizer", "lr_scheduler"] + ([] if isinstance(sampler, str) else ["sampler"])
+        self.save_hyperparameters(ignore=ignore)
         if prediction not in ("eps", "x0", "v"):
             raise ValueError(f"prediction must be one of 'eps', 'x0', 'v', got {prediction!r}")
         if weighting not in ("none", "min_snr"):
             raise ValueError(f"weighting must be 'none' or 'min_snr', got {weighting!r}")
-        get_sampler(sampler)  # fail early on an unknown name
         if sampler_steps <= 0:
             raise ValueError(f"sampler_steps must be a positive integer, got {sampler_steps}")
+        # a name is a shorthand for its sampler class built with sampler_steps and sampler_kwargs
+        self.default_sampler = build_sampler(
+            sampler, sampler_steps if isinstance(sampler, str) else None,
+            sampler_kwargs if isinstance(sampler, str) else None,
+        )
         if target not in ("dsm", "oism"):
             raise ValueError(f"target must be 'dsm' or 'oism', got {target!r}")
         if reference_size < 1 or test_nll_samples < 0 or test_nll_steps < 1:
@@ -94,8 +109,8 @@ class DiffusionModule(GenerativeModule):
         self.prediction = prediction
         self.weighting = weighting
         self.snr_gamma = float(snr_gamma)
-        self.sampler = sampler
-        self.sampler_steps = int(sampler_steps)
+        self.sampler = sampler if isinstance(sampler, str) else type(sampler).__name__
+        self.sampler_steps = self.default_sampler.num_steps
         self.sampler_kwargs = dict(sampler_kwargs or {})
         self.clip_denoised = self.is_image if clip_denoised is None else bool(clip_denoised)
         self.ema = ExponentialMovingAverage(self.net, ema_decay, ema_warmup) if ema_decay is not None else None
@@ -144,7 +159,7 @@ class DiffusionModule(GenerativeModule):
     def sample(
         self,
         n: int,
-        sampler: str | None = None,
+        sampler: DiffusionSampler | str | None = None,
         steps: int | None = None,
         generator: torch.Generator | None = None,
         use_ema: bool = True,
@@ -157,21 +172,18 @@ class DiffusionModule(GenerativeModule):
         """
         if n <= 0:
             raise ValueError(f"number of samples must be positive, got {n}")
-        name = sampler or self.sampler
         if sampler is None:
-            kwargs = {**self.sampler_kwargs, **sampler_kwargs}
-            steps = steps if steps is not None else self.sampler_steps
-        else:
-            kwargs = dict(sampler_kwargs)
+            chosen = self.default_sampler
+        else:  # a name, or a sampler object, for this call only
+            chosen = build_sampler(sampler)
+        overrides = dict(sampler_kwargs)
         if steps is not None:
-            kwargs["num_steps"] = steps
+            overrides["num_steps"] = steps
         was_training = self.training
         self.eval()
         try:
-            out = get_sampler(name)(
-                self.denoiser(use_ema), self.schedule, (n, *self.data_shape), generator=generator,
-                device=self.device, **kwargs,
-            )
+            out = chosen(self.denoiser(use_ema), self.schedule, (n, *self.data_shape), generator=generator,
+                         device=self.device, **overrides)
         finally:
             self.train(was_training)
         return (out.x, out.nfe) if return_nfe else out.x
@@ -213,8 +225,8 @@ class DiffusionModule(GenerativeModule):
             report["bpd"] = float(bits_per_dim(self.log_prob(x_deq, generator=gen), x[0].numel()).mean())
         else:
             report["nll"] = float(-self.log_prob(x, generator=gen).mean())
-            true_log_prob = getattr(getattr(self._trainer, "datamodule", None), "log_prob", None)
-            if callable(true_log_prob):
+            true_log_prob = data_log_prob(self._trainer)
+            if true_log_prob is not None:
                 report["nll_true"] = float(-true_log_prob(x.cpu()).double().mean())
         report["nll_nfe"] = float(4 * self.test_nll_steps)
         return report

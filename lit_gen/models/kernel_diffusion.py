@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from lit_gen.diffusion import NoiseSchedule
 from lit_gen.diffusion.kernel_score import KernelDenoiser, TorusKernelDenoiser, wrap_to_torus
+from lit_gen.diffusion.samplers import DiffusionSampler
 from lit_gen.models.base import _datamodule_split
 from lit_gen.models.diffusion import DiffusionModule
 
@@ -29,7 +30,8 @@ class KernelDiffusionModule(DiffusionModule):
         schedule: noise schedule of the samplers (default: linear, T = 1000).
         manifold: ``euclidean`` (Gaussian kernel) or ``torus`` (wrapped Gaussian on ``[−π, π)^d``).
         chunk_size: training points per chunk of the streaming softmax (memory ``O(batch · chunk · d)``).
-        sampler, sampler_steps, sampler_kwargs, test_nll_samples, test_nll_steps, eval_metrics: see
+        sampler, sampler_steps, sampler_kwargs, test_nll_samples, test_nll_steps, eval_metrics, eval_max_points,
+            mmd_max_points, val_max_points: see
             :class:`DiffusionModule`. The test NLL (probability-flow ODE) is reported for ``euclidean`` only.
     """
 
@@ -39,12 +41,15 @@ class KernelDiffusionModule(DiffusionModule):
         schedule: NoiseSchedule | None = None,
         manifold: Literal["euclidean", "torus"] = "euclidean",
         chunk_size: int = 4096,
-        sampler: str = "ddim",
+        sampler: DiffusionSampler | str = "ddim",
         sampler_steps: int = 35,
         sampler_kwargs: dict[str, Any] | None = None,
         test_nll_samples: int = 512,
         test_nll_steps: int = 32,
         eval_metrics: bool = True,
+        eval_max_points: int = 10000,
+        mmd_max_points: int = 4000,
+        val_max_points: int = 2000,
     ) -> None:
         if manifold not in ("euclidean", "torus"):
             raise ValueError(f"manifold must be 'euclidean' or 'torus', got {manifold!r}")
@@ -52,7 +57,8 @@ class KernelDiffusionModule(DiffusionModule):
             net=nn.Identity(), data_shape=data_shape, schedule=schedule, prediction="x0", sampler=sampler,
             sampler_steps=sampler_steps, sampler_kwargs=sampler_kwargs, clip_denoised=False, ema_decay=None,
             test_nll_samples=0 if manifold == "torus" else test_nll_samples, test_nll_steps=test_nll_steps,
-            eval_metrics=eval_metrics,
+            eval_metrics=eval_metrics, eval_max_points=eval_max_points, mmd_max_points=mmd_max_points,
+            val_max_points=val_max_points,
         )
         self.manifold = manifold
         self.chunk_size = int(chunk_size)

@@ -10,9 +10,11 @@ import os
 import re
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from lit_gen.cli import LitGenCLI, build_cli
@@ -112,11 +114,21 @@ def _run_sbatch(tmp_path: Path, job_id: str) -> str:
     bin_dir.mkdir(exist_ok=True)
     (bin_dir / "srun").write_text('#!/bin/bash\necho "$@"\n')
     (bin_dir / "srun").chmod(0o755)
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "SLURM_JOB_ID": job_id}
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "SLURM_JOB_ID": job_id,
+           "PYTHON": sys.executable}
     proc = subprocess.run(["bash", str(SBATCH), "configs/diffusion/cifar10.yaml", "--trainer.max_steps", "7"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30)
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
+
+
+def _checkpoint(path: Path, newer_than: Path | None = None) -> Path:
+    """A small loadable checkpoint file (optionally 10 s newer than another file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"state_dict": {"w": torch.zeros(3)}, "global_step": 1}, path)
+    if newer_than is not None:
+        os.utime(path, (os.path.getmtime(newer_than) + 10,) * 2)
+    return path
 
 
 def test_sbatch_uses_a_stable_run_directory_and_resumes_from_the_newest_checkpoint(tmp_path: Path) -> None:
@@ -125,11 +137,21 @@ def test_sbatch_uses_a_stable_run_directory_and_resumes_from_the_newest_checkpoi
     assert f"--trainer.default_root_dir {run_dir}" in first and "--ckpt_path" not in first
     assert "--config configs/trainer/slurm.yaml" in first and first.rstrip().endswith("--trainer.max_steps 7")
     ckpts = tmp_path / run_dir / "lightning_logs" / "version_0" / "checkpoints"
-    ckpts.mkdir(parents=True)
-    (ckpts / "last.ckpt").write_bytes(b"x")  # a node failure: only the periodic checkpoint exists
+    last = _checkpoint(ckpts / "last.ckpt")  # a node failure: only the periodic checkpoint exists
     assert f"--ckpt_path {run_dir}/lightning_logs/version_0/checkpoints/last.ckpt" in _run_sbatch(tmp_path, "77")
-    hpc = tmp_path / run_dir / "hpc_ckpt_1.ckpt"
-    hpc.write_bytes(b"x")  # the checkpoint Lightning writes on SIGUSR1, newer than last.ckpt
-    os.utime(hpc, (os.path.getmtime(ckpts / "last.ckpt") + 10,) * 2)
+    _checkpoint(tmp_path / run_dir / "hpc_ckpt_1.ckpt", newer_than=last)  # written on SIGUSR1, newer
     assert f"--ckpt_path {run_dir}/hpc_ckpt_1.ckpt" in _run_sbatch(tmp_path, "77")
     assert "--ckpt_path" not in _run_sbatch(tmp_path, "78")  # another job: a fresh run directory
+
+
+def test_sbatch_skips_a_truncated_checkpoint_and_prunes_old_hpc_files(tmp_path: Path) -> None:
+    run_dir = tmp_path / "runs/slurm/diffusion_cifar10-79"
+    last = _checkpoint(run_dir / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt")
+    old_hpc = _checkpoint(run_dir / "hpc_ckpt_1.ckpt", newer_than=last)
+    good_hpc = _checkpoint(run_dir / "hpc_ckpt_2.ckpt", newer_than=old_hpc)
+    cut = run_dir / "hpc_ckpt_3.ckpt"  # the newest file, cut short by a kill during its save
+    cut.write_bytes(good_hpc.read_bytes()[:100])
+    os.utime(cut, (os.path.getmtime(good_hpc) + 10,) * 2)
+    out = _run_sbatch(tmp_path, "79")
+    assert "--ckpt_path runs/slurm/diffusion_cifar10-79/hpc_ckpt_2.ckpt" in out
+    assert sorted(p.name for p in run_dir.glob("*.ckpt")) == ["hpc_ckpt_2.ckpt", "unloadable-hpc_ckpt_3.ckpt"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 
@@ -148,3 +149,151 @@ def test_empty_files(tmp_path: Path, kind: str) -> None:
         path.write_bytes(b"")
     with pytest.raises(ValueError, match="is empty|no data rows"):
         ArrayDataModule(str(path))
+
+
+# ------------------------------------------------------------------ files are read as written
+def test_csv_with_a_byte_order_mark_keeps_every_row(tmp_path: Path) -> None:
+    x = _points(5, 3)
+    body = "\n".join(",".join(repr(float(v)) for v in row) for row in x) + "\n"
+    (tmp_path / "bom.csv").write_bytes(b"\xef\xbb\xbf" + body.encode())
+    loaded = load_array(tmp_path / "bom.csv")
+    assert loaded.shape == (5, 3)  # the first row is data, not a header
+    torch.testing.assert_close(loaded, torch.from_numpy(x))
+    (tmp_path / "bom_header.csv").write_bytes(b"\xef\xbb\xbfa,b,c\n" + body.encode())
+    torch.testing.assert_close(load_array(tmp_path / "bom_header.csv"), torch.from_numpy(x))
+
+
+def test_only_an_entirely_non_numeric_row_is_a_header(tmp_path: Path) -> None:
+    (tmp_path / "h.csv").write_text("x, y\n1,2\n3,4\n")
+    assert load_array(tmp_path / "h.csv").tolist() == [[1.0, 2.0], [3.0, 4.0]]
+    (tmp_path / "typo.csv").write_text("1.5,2..5\n1,2\n3,4\n")  # a mistyped first row is not a header
+    with pytest.raises(ValueError, match=r"non-numeric value '2\.\.5' on line 1, column 2; .*header only when"):
+        load_array(tmp_path / "typo.csv")
+    (tmp_path / "late.csv").write_text("a,b,c\n1,2,3\n\n4,5,6\n7,8,x9\n")  # line numbers count blank lines
+    with pytest.raises(ValueError, match=r"non-numeric value 'x9' on line 5, column 3; every value must be a number$"):
+        load_array(tmp_path / "late.csv")
+    (tmp_path / "gap.csv").write_text("1,2,3\n4,,6\n")
+    with pytest.raises(ValueError, match=r"an empty cell on line 2, column 2"):
+        load_array(tmp_path / "gap.csv")
+    (tmp_path / "two_headers.csv").write_text("a,b\nc,d\n1,2\n")
+    with pytest.raises(ValueError, match=r"non-numeric value 'c' on line 2, column 1"):
+        load_array(tmp_path / "two_headers.csv")
+
+
+@pytest.mark.parametrize(
+    ("kind", "fragment"),
+    [
+        ("latin1", r"is not UTF-8 text: byte 0xe9 on line 3 .*latin-1.*re-save it as UTF-8"),
+        ("utf16", r"is UTF-16 text \(it starts with a UTF-16 byte-order mark\), not UTF-8; .*re-save it as UTF-8"),
+        ("utf16_no_bom", r"holds NUL bytes \(first on line 1\): it is a binary file, or UTF-16"),
+        ("binary", r"holds NUL bytes .*binary file.*numpy\.save"),
+    ],
+    ids=["latin1", "utf16", "utf16_no_bom", "binary"],
+)
+def test_csv_in_another_encoding_or_binary_names_the_cause(tmp_path: Path, kind: str, fragment: str) -> None:
+    path = tmp_path / "x.csv"
+    if kind == "latin1":
+        path.write_bytes("x,y\n1,2\ncafé,3\n".encode("latin-1"))
+    elif kind == "utf16":
+        path.write_bytes("1,2\n3,4\n".encode("utf-16"))
+    elif kind == "utf16_no_bom":
+        path.write_bytes("1,2\n3,4\n".encode("utf-16-le"))
+    else:
+        buffer = io.BytesIO()
+        np.save(buffer, _points(10, 2))
+        path.write_bytes(buffer.getvalue())
+    with pytest.raises(ValueError, match=fragment) as info:
+        load_array(path)
+    assert str(path) in str(info.value)
+
+
+def _sparse_meta_quantized_nested(kind: str) -> torch.Tensor:
+    x = torch.randn(6, 3)
+    if kind == "sparse_coo":
+        return x.to_sparse()
+    if kind == "sparse_csr":
+        return x.to_sparse_csr()
+    if kind == "meta":
+        return torch.empty(6, 3, device="meta")
+    if kind == "quantized":
+        return torch.quantize_per_tensor(x, 0.1, 0, torch.quint8)
+    if kind == "nested":
+        return torch.nested.nested_tensor([x[:4], x[4:]])
+    return torch.nested.nested_tensor([x[:4], x[4:]], layout=torch.jagged)
+
+
+@pytest.mark.parametrize(
+    ("kind", "fragment"),
+    [
+        ("sparse_coo", r"holds a sparse tensor \(layout torch\.sparse_coo\); save a dense one: .*\.to_dense\(\)"),
+        ("sparse_csr", r"holds a sparse tensor \(layout torch\.sparse_csr\)"),
+        ("meta", r"holds a meta tensor \(shape \(6, 3\)\).* no values"),
+        ("quantized", r"holds a quantized tensor \(dtype torch\.quint8\); .*\.dequantize\(\)"),
+        ("nested", r"holds a nested \(ragged\) tensor; save a dense \(N, d\) tensor"),
+        ("nested_jagged", r"holds a nested \(ragged\) tensor"),
+    ],
+    ids=["sparse_coo", "sparse_csr", "meta", "quantized", "nested", "nested_jagged"],
+)
+@pytest.mark.filterwarnings("ignore::UserWarning")  # torch's beta/deprecation notes on these layouts
+def test_pt_tensor_layouts_name_the_cause(tmp_path: Path, kind: str, fragment: str) -> None:
+    t = _sparse_meta_quantized_nested(kind)
+    torch.save(t, tmp_path / "t.pt")
+    with pytest.raises(ValueError, match=fragment):
+        load_array(tmp_path / "t.pt")
+    torch.save({"data": t, "labels": torch.arange(6)}, tmp_path / "d.pt")
+    with pytest.raises(ValueError, match=fragment):
+        load_array(tmp_path / "d.pt")
+
+
+def test_directory_as_the_path_says_which_file_to_give(tmp_path: Path) -> None:
+    folder = tmp_path / "points"
+    folder.mkdir()
+    with pytest.raises(IsADirectoryError, match=r"is a directory, not a data file; give the path of a \.npy"):
+        ArrayDataModule(str(folder))
+    np.save(folder / "train.npy", _points(10, 2))
+    with pytest.raises(IsADirectoryError, match=r"is a directory, not a data file; it holds train\.npy: give one") \
+            as info:
+        ArrayDataModule(str(folder))
+    assert str(folder / "train.npy") in str(info.value)
+
+
+def test_float64_beyond_float32_range_is_an_overflow(tmp_path: Path) -> None:
+    x = _points(20, 3).astype(np.float64)
+    x[4, 2] = -1e300
+    x[9, 0] = 5e38
+    np.save(tmp_path / "x.npy", x)
+    for max_abs in (1e6, None):  # the overflow check does not depend on the scale check
+        with pytest.raises(ValueError) as info:
+            load_array(tmp_path / "x.npy", max_abs=max_abs)
+        msg = str(info.value)
+        assert "2 values overflow float32" in msg and "float32's max 3.403e+38" in msg
+        assert "largest |value| is 1e+300 (row 4, column 2, 0-based)" in msg and "rescale or standardise" in msg
+        assert "NaN" not in msg
+
+
+def test_data_far_from_unit_scale_is_refused(tmp_path: Path) -> None:
+    x = _points(50, 2) * np.float32(1e30)
+    np.save(tmp_path / "big.npy", x)
+    flat = int(np.abs(x).argmax())
+    with pytest.raises(ValueError) as info:
+        ArrayDataModule(str(tmp_path / "big.npy"))
+    msg = str(info.value)
+    assert f"the largest |value| is {float(np.abs(x).max()):.4g} (row {flat // 2}, column {flat % 2}, 0-based)" in msg
+    assert "beyond max_abs=1e+06" in msg and "Rescale or standardise" in msg and "null disables" in msg
+    assert ArrayDataModule(str(tmp_path / "big.npy"), max_abs=None).data_shape == (2,)
+    assert load_array(tmp_path / "big.npy", max_abs=1e31).shape == (50, 2)
+    np.save(tmp_path / "ints.npy", np.array([[0, 2_000_000], [1, 2]]))
+    with pytest.raises(ValueError, match=r"largest \|value\| is 2e\+06 \(row 0, column 1"):
+        load_array(tmp_path / "ints.npy")
+    with pytest.raises(ValueError, match="max_abs must be a positive number or None"):
+        load_array(tmp_path / "ints.npy", max_abs=-1.0)
+
+
+def test_npz_or_text_named_npy_names_the_cause(tmp_path: Path) -> None:
+    np.savez(tmp_path / "a.npz", x=_points(5, 2))
+    (tmp_path / "a.npz").rename(tmp_path / "a.npy")
+    with pytest.raises(ValueError, match=r"is a zip archive \(\.npz, from numpy\.savez\), not a \.npy array"):
+        load_array(tmp_path / "a.npy")
+    (tmp_path / "b.npy").write_text("1,2\n3,4\n")
+    with pytest.raises(ValueError, match=r"is not a \.npy file \(it does not start with numpy's"):
+        load_array(tmp_path / "b.npy")

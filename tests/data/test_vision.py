@@ -16,6 +16,7 @@ from lit_gen.data import (
     MNISTDataModule,
     SVHNDataModule,
 )
+from lit_gen.data.vision_datasets import ImageFiles, ImageReadError
 
 
 def _check_batch(batch: torch.Tensor, shape: tuple[int, ...], resized: bool = False) -> None:
@@ -51,7 +52,7 @@ def test_mnist_formats(tmp_path: Path, cls: type[MNISTDataModule], folder: str) 
 
 def test_cifar10_format_without_md5(tmp_path: Path) -> None:
     test = write_cifar10(tmp_path)
-    dm = CIFAR10DataModule(root=str(tmp_path), batch_size=8, val_fraction=0.1)
+    dm = CIFAR10DataModule(root=str(tmp_path), batch_size=8, val_fraction=0.1, verify=False)
     assert dm.data_shape == (3, 32, 32) and dm.random_flip
     dm.setup("fit")
     assert [len(dm.dataset(s)) for s in ("train", "val", "test")] == [36, 4, 10]
@@ -62,12 +63,12 @@ def test_cifar10_format_without_md5(tmp_path: Path) -> None:
 
 def test_svhn_format_without_md5(tmp_path: Path) -> None:
     test = write_svhn(tmp_path)
-    dm = SVHNDataModule(root=str(tmp_path), batch_size=4, val_fraction=0.2, image_size=16)
+    dm = SVHNDataModule(root=str(tmp_path), batch_size=4, val_fraction=0.2, image_size=16, verify=False)
     assert dm.data_shape == (3, 16, 16) and not dm.random_flip
     dm.setup()
     assert [len(dm.dataset(s)) for s in ("train", "val", "test")] == [24, 6, 10]
     _check_batch(next(iter(dm.train_dataloader())), (4, 3, 16, 16), resized=True)
-    native = SVHNDataModule(root=str(tmp_path), batch_size=4)
+    native = SVHNDataModule(root=str(tmp_path), batch_size=4, verify=False)
     torch.testing.assert_close(next(iter(native.test_dataloader())), scaled(test[:4]))
 
 
@@ -137,3 +138,42 @@ def test_image_folder_errors(tmp_path: Path) -> None:
         ImageFolderDataModule(root=str(tmp_path / "empty")).setup()
     with pytest.raises(ValueError, match="channels must be 1"):
         ImageFolderDataModule(root=str(tmp_path), channels=2)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_broken_image_in_a_folder_names_its_path(tmp_path: Path, damage: str) -> None:
+    write_image_folder(tmp_path / "imgs")
+    bad = tmp_path / "imgs" / "cats" / "3.png"
+    data = bad.read_bytes()
+    bad.write_bytes(data[: len(data) // 2] if damage == "truncated" else b"not a png at all" * 20)
+    dm = ImageFolderDataModule(root=str(tmp_path / "imgs"), image_size=8, batch_size=2, val_fraction=0.2,
+                               test_fraction=0.2)
+    dm.setup()
+    splits = [dm.dataset(s) for s in ("train", "val", "test")]
+    with pytest.raises(ImageReadError, match=r"could not read image .*3\.png") as info:
+        for ds in splits:
+            for i in range(len(ds)):
+                ds[i]
+    assert str(bad) in str(info.value) and "truncated, corrupted or not an image" in str(info.value)
+    assert isinstance(info.value, ValueError)
+
+
+def test_broken_celeba_image_names_its_path(tmp_path: Path) -> None:
+    write_celeba(tmp_path)
+    bad = tmp_path / "celeba" / "img_align_celeba" / "000001.jpg"
+    bad.write_bytes(bad.read_bytes()[:200])
+    dm = CelebADataModule(root=str(tmp_path), batch_size=2)
+    dm.setup()
+    train = dm.dataset("train")
+    with pytest.raises(ImageReadError, match=r"could not read image .*000001\.jpg"):
+        for i in range(len(train)):
+            train[i]
+
+
+def test_image_in_a_format_pil_would_hand_to_ghostscript_is_refused(tmp_path: Path) -> None:
+    write_image_folder(tmp_path / "imgs")
+    eps = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 8 8\nshowpage\n"
+    (tmp_path / "imgs" / "cats" / "0.png").write_bytes(eps)  # content decides PIL's decoder, not the name
+    files = ImageFiles([tmp_path / "imgs" / "cats" / "0.png"])
+    with pytest.raises(ImageReadError, match=r"could not read image .*0\.png: UnidentifiedImageError"):
+        files[0]  # never opened as EPS (whose decoder would run Ghostscript)

@@ -10,6 +10,8 @@ was given is unchanged. Direct unit checks of each loader's messages live in tes
 from __future__ import annotations
 
 import hashlib
+import os
+import pickle
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +20,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from fakes import write_cifar10, write_image_folder
 from torch.utils.data import DataLoader
 
 from lit_gen.cli import build_cli
@@ -126,6 +129,83 @@ def cli_missing_user_file(tmp_path: Path) -> None:
                "--data.init_args.path", str(tmp_path / "no_points.npy")])
 
 
+def _user_file_args(tmp_path: Path, path: Path | str) -> list[str]:
+    return [*_toy_args(tmp_path), "--data", "lit_gen.data.ArrayDataModule", "--data.init_args.path", str(path)]
+
+
+def cli_csv_non_numeric_first_row(tmp_path: Path) -> None:
+    (tmp_path / "points.csv").write_text("0.5,O.7\n" + "".join(f"{i},{i % 3}\n" for i in range(40)))  # O for 0
+    build_cli(_user_file_args(tmp_path, tmp_path / "points.csv"))
+
+
+def cli_directory_as_data_path(tmp_path: Path) -> None:
+    (tmp_path / "points").mkdir()
+    _points(tmp_path / "points", np.random.default_rng(0).normal(size=(50, 2)), "train.npy")
+    build_cli(_user_file_args(tmp_path, tmp_path / "points"))
+
+
+def cli_float_overflow_in_npy(tmp_path: Path) -> None:
+    x = np.random.default_rng(0).normal(size=(50, 2))
+    x[7, 0] = 1e300
+    build_cli(_user_file_args(tmp_path, _points(tmp_path, x)))
+
+
+def cli_data_at_1e30_scale(tmp_path: Path) -> None:
+    x = np.random.default_rng(0).normal(size=(50, 2)).astype(np.float32) * np.float32(1e30)
+    build_cli(_user_file_args(tmp_path, _points(tmp_path, x)))
+
+
+class _TouchesMarker:
+    """Unpickles as ``os.system("touch marker")``: a crafted data file that runs code under ``pickle.load``."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        return os.system, (f"touch {self.marker}",)
+
+
+def _cifar_args(tmp_path: Path) -> list[str]:
+    return ["fit", "--config", str(CONFIGS / "diffusion" / "cifar10.yaml"), "--trainer.accelerator", "cpu",
+            "--trainer.default_root_dir", str(tmp_path / "run"), "--data.init_args.root", str(tmp_path / "cifar")]
+
+
+def _crafted_cifar(tmp_path: Path) -> Path:
+    write_cifar10(tmp_path / "cifar")
+    marker = tmp_path / "pwned"
+    with open(tmp_path / "cifar" / "cifar-10-batches-py" / "data_batch_1", "wb") as f:
+        pickle.dump({"data": _TouchesMarker(marker), "labels": [0]}, f, protocol=2)
+    return marker
+
+
+def cli_crafted_cifar_folder(tmp_path: Path) -> None:
+    marker = _crafted_cifar(tmp_path)
+    try:
+        build_cli([*_cifar_args(tmp_path), "--data.init_args.verify", "false"])
+    finally:
+        assert not marker.exists(), "the crafted CIFAR-10 batch ran code"
+
+
+def cli_crafted_cifar_folder_md5(tmp_path: Path) -> None:
+    marker = _crafted_cifar(tmp_path)
+    try:
+        build_cli(_cifar_args(tmp_path))  # verify: true by default
+    finally:
+        assert not marker.exists(), "the crafted CIFAR-10 batch ran code"
+
+
+def cli_broken_image_in_image_folder(tmp_path: Path) -> None:
+    write_image_folder(tmp_path / "imgs" / "train", n_per_class=3)
+    write_image_folder(tmp_path / "imgs" / "val", n_per_class=1)
+    bad = tmp_path / "imgs" / "train" / "dogs" / "1.png"
+    bad.write_bytes(bad.read_bytes()[:60])  # truncated inside the image data
+    build_cli(["fit", "--config", str(CONFIGS / "diffusion" / "digits.yaml"), "--trainer.default_root_dir",
+               str(tmp_path / "run"), "--trainer.fast_dev_run", "true", "--trainer.enable_progress_bar", "false",
+               "--data", "lit_gen.data.ImageFolderDataModule", "--data.init_args.root", str(tmp_path / "imgs"),
+               "--data.init_args.image_size", "8", "--data.init_args.channels", "1",
+               "--data.init_args.batch_size", "6"])
+
+
 def cli_missing_dataset_root(tmp_path: Path) -> None:
     build_cli(["fit", "--config", str(CONFIGS / "diffusion" / "cifar10.yaml"), "--trainer.accelerator", "cpu",
                "--trainer.default_root_dir", str(tmp_path / "run"), "--data.init_args.root", str(tmp_path / "cifar")])
@@ -188,6 +268,22 @@ def fit_missing_checkpoint(tmp_path: Path) -> None:
     build_cli([*_toy_args(tmp_path), "--ckpt_path", str(tmp_path / "run" / "last.ckpt")])
 
 
+def cli_resume_from_truncated_checkpoint(tmp_path: Path) -> None:
+    cut = tmp_path / "cut" / "last.ckpt"
+    cut.parent.mkdir()
+    cut.write_bytes(_checkpoint_of_diffusion(tmp_path).read_bytes()[:2048])  # a save cut short by a kill
+    build_cli([*_toy_args(tmp_path), "--ckpt_path", str(cut)])
+
+
+def cli_ckpt_path_last_with_nothing_to_resume(tmp_path: Path) -> None:
+    build_cli([*_toy_args(tmp_path), "--ckpt_path", "last"])
+
+
+def cli_weights_from_with_ckpt_path(tmp_path: Path) -> None:
+    ckpt = str(_checkpoint_of_diffusion(tmp_path))
+    build_cli([*_toy_args(tmp_path), "--ckpt_path", ckpt, "--weights_from", ckpt])
+
+
 # input -> (exception type, message fragment); SystemExit rows are parser errors whose message is on stderr
 TABLE: list[tuple[Callable[[Path], None], type[BaseException], str]] = [
     (cli_unknown_trainer_key, SystemExit, "unrecognized arguments: --trainer.max_stepz"),
@@ -207,6 +303,14 @@ TABLE: list[tuple[Callable[[Path], None], type[BaseException], str]] = [
     (cli_nan_in_user_file, ValueError, "1 of 50 rows contain NaN or inf (first at row 17"),
     (cli_missing_user_file, FileNotFoundError, "data file not found"),
     (cli_missing_dataset_root, FileNotFoundError, "data not found under root="),
+    (cli_csv_non_numeric_first_row, ValueError, "non-numeric value 'O.7' on line 1, column 2"),
+    (cli_directory_as_data_path, IsADirectoryError, "is a directory, not a data file; it holds train.npy"),
+    (cli_float_overflow_in_npy, ValueError, "1 values overflow float32 (|x| above float32's max 3.403e+38)"),
+    (cli_data_at_1e30_scale, ValueError, "beyond max_abs=1e+06"),
+    (cli_crafted_cifar_folder, pickle.UnpicklingError, "data_batch_1: refused to load: the pickle asks for the "
+     "global posix.system"),
+    (cli_crafted_cifar_folder_md5, ValueError, "data_batch_1 does not match torchvision's md5 sum"),
+    (cli_broken_image_in_image_folder, ValueError, f"could not read image {os.sep}"),
     (fit_data_of_another_dimension, ValueError, "model was built for data of shape (2,)"),
     (fit_float64_batches, TypeError, "data batch has dtype torch.float64, but the model's weights are torch.float32"),
     (fit_integer_batches, TypeError, "data batch has dtype torch.int64"),
@@ -215,6 +319,9 @@ TABLE: list[tuple[Callable[[Path], None], type[BaseException], str]] = [
     (cli_resuming_another_modules_checkpoint, ValueError, "was written by lit_gen.models.DiffusionModule, but the "
      "config builds lit_gen.models.EBMModule"),
     (fit_missing_checkpoint, FileNotFoundError, "last.ckpt"),
+    (cli_resume_from_truncated_checkpoint, RuntimeError, "last.ckpt is truncated or corrupt (2048 bytes"),
+    (cli_ckpt_path_last_with_nothing_to_resume, FileNotFoundError, "so there is nothing to resume"),
+    (cli_weights_from_with_ckpt_path, ValueError, "give either --ckpt_path"),
 ]
 
 

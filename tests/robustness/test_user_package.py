@@ -103,3 +103,65 @@ def test_user_package_trains_through_the_console_script(tmp_path: Path) -> None:
     assert "energy_net.user_scale" in state and "energy_net.mlp.0.weight" in state  # the user's network
     assert state["energy_net.mlp.0.weight"].shape == (8, 2)  # width from YAML, data shape from the data module
     assert float(state["energy_net.user_scale"]) != 0.0  # it was trained (initialised at 0, Adam moved it)
+
+
+STRATEGIES = '''
+import torch
+
+from lit_gen.diffusion.samplers import DiffusionSampler, ddim_sample
+from lit_gen.mcmc import ChainInit
+
+
+class CountingDDIM(DiffusionSampler):
+    """The user's own diffusion sampler: deterministic DDIM that counts its calls."""
+
+    def __init__(self, num_steps: int = 4):
+        super().__init__(num_steps)
+        self.calls = 0
+
+    def run(self, denoiser, schedule, shape, *, num_steps, generator, device, **options):
+        self.calls += 1
+        return ddim_sample(denoiser, schedule, shape, num_steps, generator=generator, device=device)
+
+
+class GaussianStart(ChainInit):
+    """The user's own chain initialisation: every chain starts at N(0, scale^2 I)."""
+
+    def __init__(self, scale: float = 1.0):
+        self.scale = scale
+        self.draws = 0
+
+    def initial(self, data, generator=None):
+        self.draws += 1
+        return self.scale * torch.randn_like(data)
+
+    def update(self, samples):
+        pass
+'''
+
+
+def test_user_strategies_plug_in_through_yaml(tmp_path: Path, monkeypatch) -> None:
+    """A user's diffusion sampler and chain initialisation, given by class_path, are the ones the modules use."""
+    from lit_gen.cli import build_cli
+
+    src = tmp_path / "src" / "my_strategies"
+    src.mkdir(parents=True)
+    (src / "__init__.py").write_text(textwrap.dedent(STRATEGIES))
+    monkeypatch.syspath_prepend(str(tmp_path / "src"))
+    configs = Path(__file__).resolve().parents[2] / "configs"
+    common = ["--trainer.max_steps", "2", "--trainer.limit_val_batches", "0", "--trainer.enable_progress_bar",
+              "false", "--trainer.default_root_dir", str(tmp_path / "run")]
+    sampler = {"model": {"init_args": {"sampler": {"class_path": "my_strategies.CountingDDIM",
+                                                   "init_args": {"num_steps": 3}}}}}
+    (tmp_path / "sampler.yaml").write_text(yaml.safe_dump(sampler))
+    cli = build_cli(["fit", "--config", str(configs / "diffusion" / "toy2d.yaml"), "--config",
+                     str(tmp_path / "sampler.yaml"), "--model.init_args.net.init_args.hidden", "16", *common])
+    chosen = cli.model.default_sampler
+    assert type(chosen).__name__ == "CountingDDIM" and chosen.num_steps == 3
+    assert cli.model.sample(5).shape == (5, 2) and chosen.calls == 1
+    chains = {"model": {"init_args": {"chain_init": {"class_path": "my_strategies.GaussianStart",
+                                                     "init_args": {"scale": 0.5}}}}}
+    (tmp_path / "chains.yaml").write_text(yaml.safe_dump(chains))
+    cli = build_cli(["fit", "--config", str(configs / "ebm" / "toy2d.yaml"), "--config", str(tmp_path / "chains.yaml"),
+                     "--model.init_args.mcmc_steps", "2", *common])
+    assert type(cli.model.chains).__name__ == "GaussianStart" and cli.model.chains.draws == 2

@@ -1,4 +1,5 @@
-"""Diffusion samplers: pure functions ``(denoiser, schedule, shape, num_steps, ...) -> SampleOutput``."""
+"""Diffusion samplers: pure functions ``(denoiser, schedule, shape, num_steps, ...) -> SampleOutput``, and the
+sampler objects (:class:`DiffusionSampler`) that plug them into a module (names as shorthands)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,24 @@ from lit_gen.diffusion.samplers.ddim import ddim_sample
 from lit_gen.diffusion.samplers.ddpm import ddpm_sample
 from lit_gen.diffusion.samplers.euler_maruyama import euler_maruyama_sample
 from lit_gen.diffusion.samplers.heun import heun_sample, karras_sigmas
+from lit_gen.diffusion.samplers.strategy import (
+    DDIM,
+    DDPM,
+    SAMPLER_CLASSES,
+    DiffusionSampler,
+    EulerMaruyama,
+    Heun,
+    build_sampler,
+)
 
 __all__ = [
+    "DDIM",
+    "DDPM",
+    "SAMPLER_CLASSES",
+    "DiffusionSampler",
+    "EulerMaruyama",
+    "Heun",
+    "build_sampler",
     "SampleOutput",
     "SAMPLERS",
     "get_sampler",

@@ -1,4 +1,4 @@
-"""DDAEBM's generator ``G_φ(x_{t+1}, t, z) → x̂_0`` and Gaussian posterior ``q_ψ(z | x_t, x_{t+1}, t)``.
+"""DDAEBM's latent-variable networks: generator ``G_φ(x_{t+1}, t, z) → x̂_0``, posterior ``q_ψ(z | x_t, x_{t+1}, t)``.
 
 Geng et al. (2024), "Improving Adversarial Energy-Based Model via Diffusion Process". The generator is a
 latent-variable denoiser in the style of DDGAN (Xiao et al. 2022): given the noisier point x_{t+1}, the step
@@ -22,9 +22,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lit_gen.nn import SinusoidalTimeEmbedding, UNet, get_activation
-from lit_gen.nn._utils import check_data_shape, check_input, expand_time
-from lit_gen.nn.unet import _ResAttn
+from lit_gen.nn._utils import check_data_shape, check_input, expand_time, get_activation
+from lit_gen.nn.embeddings import SinusoidalTimeEmbedding
+from lit_gen.nn.unet import UNet, _ResAttn
+
+__all__ = ["ConvPosterior", "GeneratorMLP", "MappingMLP", "PosteriorMLP", "UNetGenerator"]
 
 
 def _check_latent(latent_dim: int) -> int:

@@ -7,18 +7,22 @@ with the posterior mean only at t = 0. NFE = T.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
 
-from lit_gen.ddaebm.losses import Generator
-from lit_gen.ddaebm.schedule import DDAEBMSchedule
+from lit_gen.diffusion.schedules import DDAEBMSchedule
+
+LatentGenerator = Callable[[Tensor, Tensor, Tensor], Tensor]
+"""A generator ``G(x_{t+1}, t, z) -> x̂_0``."""
+
+__all__ = ["LatentGenerator", "ddaebm_sample"]
 
 
 @torch.no_grad()
 def ddaebm_sample(
-    generator_net: Generator,
+    generator_net: LatentGenerator,
     schedule: DDAEBMSchedule,
     shape: Sequence[int],
     latent_dim: int,

@@ -1,4 +1,5 @@
-"""The two losses of DDAEBM (Geng et al. 2024), written with an energy E (p ∝ exp(−E), SPEC §0).
+"""The two losses of DDAEBM (Geng et al. 2024, "Improving adversarial energy-based model via diffusion
+process"), written with an energy E (p ∝ exp(−E); ``docs/algorithms.md#ddaebm``).
 
 The authors' code uses a negative energy f = −E; the conversion happens here, once. Per denoising step t,
 the EBM models the conditional ``p_θ(x_t | x_{t+1}) ∝ exp(−E_θ(x_t, t)) N(x_{t+1}; a_{t+1} x_t, β_{t+1} I)`` and
@@ -26,11 +27,13 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from lit_gen.ddaebm.schedule import DDAEBMSchedule
+from lit_gen.diffusion.samplers.ddaebm import LatentGenerator
+from lit_gen.diffusion.schedules import DDAEBMSchedule
 
 TimeEnergy = Callable[[Tensor, Tensor], Tensor]
-Generator = Callable[[Tensor, Tensor, Tensor], Tensor]
 Posterior = Callable[[Tensor, Tensor, Tensor], tuple[Tensor, Tensor]]
+
+__all__ = ["diag_gaussian_nll", "energy_step_loss", "generator_step_loss", "kl_to_standard_normal"]
 
 
 def diag_gaussian_nll(z: Tensor, mean: Tensor, logvar: Tensor) -> Tensor:
@@ -69,7 +72,7 @@ def energy_step_loss(
 
 def generator_step_loss(
     energy: TimeEnergy,
-    generator: Generator,
+    generator: LatentGenerator,
     posterior: Posterior,
     schedule: DDAEBMSchedule,
     x_t: Tensor,

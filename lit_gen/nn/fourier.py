@@ -4,7 +4,7 @@ Tancik et al. (2020), "Fourier features let networks learn high frequency functi
 domains": an MLP on raw 2D coordinates is spectrally biased towards smooth functions. Measured in lit_gen
 (25gaussians, mode std 0.035, spacing 0.71): a plain ``TimeEnergyMLP`` trained for 3000 steps as a
 pure critic ``mean E(data) − mean E(uniform)`` (+ R1, γ 0.02) makes 0 of the 25 modes peaks of ``exp(−E)``
-(:func:`lit_gen.ddaebm.mode_peak_report`), while the same trunk on Fourier features with scale 5 makes 60% of
+(:func:`lit_gen.metrics.mode_peak_report`), while the same trunk on Fourier features with scale 5 makes 60% of
 them peaks within 1000 steps. ``B`` is a fixed Gaussian matrix ``B_ij ∼ N(0, scale²)`` (``(d, m)``), drawn
 from ``seed`` and kept in the state dict, so a checkpoint reloads the same features.
 """
@@ -17,8 +17,10 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from lit_gen.nn import TimeEnergyMLP
 from lit_gen.nn._utils import check_data_shape, check_input
+from lit_gen.nn.mlp import TimeEnergyMLP
+
+__all__ = ["FourierTimeEnergyMLP"]
 
 
 class FourierTimeEnergyMLP(nn.Module):

@@ -1,4 +1,4 @@
-"""Does a 2D energy map ``exp(−E(x))`` peak at known mode centres? (the DDAEBM 25gaussians check, SPEC §6).
+"""Does a 2D energy map ``exp(−E(x))`` peak at known mode centres? (the DDAEBM 25gaussians check).
 
 The authors' toy code draws the density of the data level as ``exp(f(x, 0))`` with their negative energy
 ``f = −E``, normalised over a grid, with no conditioning on x_1 (Geng et al. 2024, ``train_toy.py``); at the
@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+
+__all__ = ["ModePeakReport", "mode_peak_report"]
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,74 @@
+"""The data-module contract: what lit_gen's modules and callbacks read from a data module, in one place.
+
+:class:`lit_gen.data.GenerativeDataModule` declares every member below with its default, so lit_gen's own data
+modules (and subclasses of it) state what they offer. The modules never import :mod:`lit_gen.data`: they read
+the trainer's data module through these functions, which also accept any other ``LightningDataModule`` (a user's
+own, with none of the members: then every function returns its default) or no data module at all.
+
+=================  ==============================================  ========================================
+member             meaning                                          default
+=================  ==============================================  ========================================
+``data_shape``     shape of one data point                          (required)
+``bounds()``       per-feature ``(low, high)`` of the training data  (required; the EBM init box)
+``tensor(split)``  the whole split as one tensor, when in memory     ``None`` (not held in memory)
+``true_nll(split)``exact NLL of the split, when the density is known ``None``
+``log_prob``       exact log-density ``x -> (B,)``, when known       ``None``
+``digits_like``    the sklearn 8×8 digits (FD-digits applies)        ``False``
+``seed``           the data module's seed (evaluation subsamples)    ``0``
+=================  ==============================================  ========================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from torch import Tensor
+
+__all__ = ["data_bounds", "data_digits_like", "data_log_prob", "data_seed", "data_split", "data_true_nll",
+           "datamodule_of"]
+
+
+def datamodule_of(trainer: Any) -> Any | None:
+    """The trainer's data module, or ``None`` (no trainer, or fit on plain data loaders)."""
+    return getattr(trainer, "datamodule", None) if trainer is not None else None
+
+
+def data_split(trainer: Any, split: str) -> Tensor | None:
+    """``datamodule.tensor(split)``, or ``None`` when the data module holds no such tensor."""
+    getter = getattr(datamodule_of(trainer), "tensor", None)
+    if getter is None:
+        return None
+    try:
+        return getter(split)
+    except (KeyError, ValueError, RuntimeError):  # an unknown split, or data not set up
+        return None
+
+
+def data_bounds(trainer: Any) -> tuple[Tensor, Tensor] | None:
+    """``datamodule.bounds()``, or ``None`` when the data module has no bounds."""
+    bounds = getattr(datamodule_of(trainer), "bounds", None)
+    return bounds() if callable(bounds) else None
+
+
+def data_true_nll(trainer: Any, split: str = "test") -> float | None:
+    """``datamodule.true_nll(split)``: the exact NLL of the split, or ``None`` when unknown."""
+    fn = getattr(datamodule_of(trainer), "true_nll", None)
+    return fn(split) if callable(fn) else None
+
+
+def data_log_prob(trainer: Any) -> Callable[[Tensor], Tensor] | None:
+    """``datamodule.log_prob``: the exact log-density, or ``None`` when unknown."""
+    fn = getattr(datamodule_of(trainer), "log_prob", None)
+    return fn if callable(fn) else None
+
+
+def data_digits_like(trainer: Any) -> bool:
+    """``datamodule.digits_like``: the data are the sklearn 8×8 digits, so FD-digits applies."""
+    return bool(getattr(datamodule_of(trainer), "digits_like", False))
+
+
+def data_seed(trainer: Any) -> int:
+    """``datamodule.seed`` (an int), or 0."""
+    seed = getattr(datamodule_of(trainer), "seed", 0)
+    return seed if isinstance(seed, int) and not isinstance(seed, bool) else 0
