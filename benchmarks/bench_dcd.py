@@ -1,7 +1,8 @@
 """Diffusion Contrastive Divergence against replay-buffer contrastive divergence at equal wall-clock.
 
-The claim checked (Luo et al. 2023, SPEC §5): DCD trains energy-based models better than CD for the same compute,
-because its negatives come from a few posterior steps near the data instead of long model chains.
+The claim checked (Luo et al. 2023; ``docs/algorithms.md#diffusion-contrastive-divergence``): DCD trains energy-based
+models better than CD for the same compute, because its negatives come from a few posterior steps near the data
+instead of long model chains.
 
 Both methods get the same energy network, data, batch, optimizer and the same wall-clock training budget (Lightning's
 ``max_time``; 1 torch thread each, run one after the other on the same machine):

@@ -15,8 +15,8 @@ adds a DDAEBM run whose energy is :class:`lit_gen.ddaebm.FourierTimeEnergyMLP` (
 clipping 1.0, ``configs/ddaebm/toy2d_fourier.yaml``; at most 1000 batches, as that config trains: the game degrades
 with longer training): the plain MLP energy does not form peaks at the modes, the Fourier one does.
 
-Reference (SPEC §6): the authors' toy code at 3000 iterations of batch 200 reaches SW1 0.096 (25gaussians,
-floor 0.002 in their scaling), 0.190 (pinwheel) and 0.158 (swissroll); their pinwheel/swissroll scaling
+Reference (``docs/algorithms.md#ddaebm``): the authors' toy code at 3000 iterations of batch 200 reaches SW1 0.096
+(25gaussians, floor 0.002 in their scaling), 0.190 (pinwheel) and 0.158 (swissroll); their pinwheel/swissroll scaling
 differs from lit_gen's, so only 25gaussians is on the same scale.
 
     python benchmarks/bench_ddaebm.py --quick            # 1000 batches per set (minutes)
@@ -222,7 +222,8 @@ def main() -> None:
         "SW1 on 10k samples vs the 10k test points; MMD² on 2k vs 2k; `× floor` = SW1 / data-vs-data SW1. "
         "`ms/batch` is wall time per training batch on a shared, loaded machine (DDAEBM: two optimizer steps "
         "and three networks per batch). `authors' SW1`: their toy code at 3000 iterations of batch 200 "
-        "(SPEC §6); only 25gaussians uses the same data scaling. `map peaks` (25gaussians): how many of the 25 "
+        "(docs/algorithms.md#ddaebm); only 25gaussians uses the same data scaling. `map peaks` (25gaussians): "
+        "how many of the 25 "
         "mode centres are peaks of the energy map exp(−E(x, 0)) as the authors plot it (level 0, unconditioned): "
         "the maximum of −E over the mode's grid cell lies within 0.15 (≈ 4 mode std) of the centre and ≥ 0.5 nat "
         "above the cell's edge (`lit_gen.ddaebm.mode_peak_report`); the diffusion model has no energy. The "

@@ -8,7 +8,8 @@ set (R = 256). Then:
 
 - gradient variance: at fixed t, the trace of the covariance of the loss gradient over 32 independent batches,
   for the DSM and the OISM target, at the DSM-trained weights; also the target's mean squared error to the exact
-  posterior mean ``E[v | x_t]`` (known in closed form for Gaussian mixtures), the quantity of SPEC §3's first check;
+  posterior mean ``E[v | x_t]`` (known in closed form for Gaussian mixtures), the quantity of the first check in
+  ``docs/algorithms.md#oism``;
 - NLL at equal steps: probability-flow ODE NLL (RK4, 32 steps, NFE 128, exact divergence) of 1000 test points
   (200 with --quick) next to their exact NLL (the floor), and SW1 of 5000 DDIM-35 samples (2000 with --quick)
   next to the data-vs-data floor of the same size;

@@ -247,7 +247,8 @@ DCD = [
 DCD (Luo et al. 2023, *Training Energy-Based Models with Diffusion Contrastive Divergences*) replaces the EBM's own
 Langevin kernel in contrastive divergence by a parameter-free Gaussian kernel `x̃ = x + s ξ`. The negatives are
 then samples of the recovery posterior `p(x'|x̃) ∝ exp(−E(x') − ‖x̃ − x'‖²/(2s²))`, which is nearly Gaussian for
-small `s`, so a few Langevin steps from `x̃` suffice (lit_gen implements the form derived in SPEC §5).
+small `s`, so a few Langevin steps from `x̃` suffice (lit_gen implements the form derived in
+[docs/algorithms.md](../docs/algorithms.md#diffusion-contrastive-divergence)).
 
 A trained energy is a prior for denoising: for `y = x + σ n`, minimise `E(x) + ‖y − x‖²/(2σ²)` (MAP), or average a
 Langevin chain on it (posterior mean). We train `DCDModule` on the sklearn 8×8 digits (bundled, no download) and

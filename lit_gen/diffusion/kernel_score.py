@@ -11,7 +11,8 @@ the training set ``{x_j}`` has an exact score, so no network is needed (in low d
   ``p_σ(y) = mean_j k_σ(y − x_j)`` is ``s(y) = Σ_j w_j ∇ log k_σ(y − x_j)`` with ``w_j ∝ k_σ(y − x_j)``, and
   Tweedie's formula ``D = y + σ² s(y)`` gives the denoiser in the lifted (unwrapped) coordinates. ``D`` is
   periodic-equivariant, ``D(y + 2πk) = D(y) + 2πk``, so every sampler runs unchanged on the lift and its output
-  is wrapped into the box with :func:`wrap_to_torus`. **Derived** (SPEC §3) from the definitions.
+  is wrapped into the box with :func:`wrap_to_torus`. **Derived** from the definitions
+  (``docs/algorithms.md#kernel-score``).
 
 The 1-D wrapped-normal factor is summed over images ``k ∈ {−2..2}`` when ``σ < 1.5`` and through its Fourier
 series ``(1/2π)(1 + 2 Σ_{n=1}^{5} e^{−n²σ²/2} cos nΔ)`` (Jacobi theta) above: the dropped images weigh at most

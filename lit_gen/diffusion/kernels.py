@@ -32,7 +32,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from lit_gen.mcmc.base import _check_positive as _positive
+from lit_gen.mcmc.base import check_positive as _positive
 
 EnergyFn = Callable[[Tensor], Tensor]
 KernelKind = Literal["ve", "vp"]

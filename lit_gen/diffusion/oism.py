@@ -11,8 +11,8 @@ With a reference set of ``R`` points containing the sample's own ``x0`` this rep
 targets (``ε``, ``x0`` or ``v``) by their posterior averages: ``x̂0 = Σ_j w_j x0_j``,
 ``ε̂ = (x_t − sqrt(ᾱ) x̂0)/sqrt(1 − ᾱ)``, ``v̂ = sqrt(ᾱ) ε̂ − sqrt(1 − ᾱ) x̂0``. ``R = 1`` is DSM exactly; as
 ``R → ∞`` the target tends to ``E[target | x_t]``, the minimiser of the DSM loss, with lower variance.
-The same estimator is known as the "stable target field" (Xu et al., 2023). **Derived** (SPEC §3): the
-paper's full text was not available; the formula above follows from its definitions.
+The same estimator is known as the "stable target field" (Xu et al., 2023). **Derived**: the paper's
+full text was not available; the formula above follows from its definitions (``docs/algorithms.md#oism``).
 """
 
 from __future__ import annotations

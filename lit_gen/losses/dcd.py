@@ -39,7 +39,7 @@ from lit_gen.diffusion.kernels import (
 )
 from lit_gen.losses.contrastive_divergence import contrastive_divergence_loss
 from lit_gen.mcmc import HMC, Langevin, MCMCSampler
-from lit_gen.mcmc.base import _check_positive as _positive
+from lit_gen.mcmc.base import check_positive as _positive
 
 __all__ = [
     "DiffusionKernel",
@@ -78,9 +78,7 @@ def scaled_sampler(sampler: MCMCSampler, kernel: DiffusionKernel, step_scale: fl
             "by step_scale; use noise_scale null (exact) or 0 (gradient descent), or set step_scale to null"
         )
     width = kernel.posterior_scale
-    out = copy.copy(sampler)
-    if isinstance(sampler, Langevin):
-        out._compiled = None  # a compiled update belongs to one instance
+    out = copy.copy(sampler)  # a Langevin copy drops its compiled update (Langevin.__copy__)
     out.step_size = math.sqrt(2.0 * c) * width if isinstance(sampler, HMC) else c * width**2
     return out
 

@@ -16,7 +16,7 @@ from torch import Tensor
 
 EnergyFn = Callable[[Tensor], Tensor]
 
-__all__ = ["EnergyFn", "MCMCResult", "MCMCSampler", "energy_and_grad"]
+__all__ = ["EnergyFn", "MCMCResult", "MCMCSampler", "check_positive", "energy_and_grad"]
 
 
 @dataclass
@@ -108,7 +108,7 @@ def _per_chain_sq_norm(v: Tensor) -> Tensor:
     return v.reshape(v.shape[0], -1).pow(2).sum(1)
 
 
-def _check_positive(name: str, value: float) -> float:
+def check_positive(name: str, value: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a number, got {type(value).__name__}")
     value = float(value)

@@ -18,11 +18,11 @@ from torch import Tensor
 from lit_gen.mcmc.base import (
     EnergyFn,
     MCMCSampler,
-    _check_positive,
     _grad,
     _log_uniform,
     _per_chain_sq_norm,
     _randn_like,
+    check_positive,
 )
 from lit_gen.mcmc.mala import _bcast
 
@@ -43,7 +43,7 @@ class HMC(MCMCSampler):
     name = "hmc"
 
     def __init__(self, step_size: float = 0.1, num_leapfrog: int = 10) -> None:
-        self.step_size = _check_positive("step_size", step_size)
+        self.step_size = check_positive("step_size", step_size)
         if isinstance(num_leapfrog, bool) or not isinstance(num_leapfrog, int):
             raise TypeError(f"num_leapfrog must be an int, got {type(num_leapfrog).__name__}")
         if num_leapfrog < 1:

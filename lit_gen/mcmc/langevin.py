@@ -24,10 +24,10 @@ from lit_gen.mcmc.base import (
     EnergyFn,
     MCMCSampler,
     _check_energy_output,
-    _check_positive,
     _finite,
     _grad,
     _randn_like,
+    check_positive,
 )
 
 __all__ = ["Langevin"]
@@ -70,7 +70,7 @@ class Langevin(MCMCSampler):
         sample_clamp: tuple[float, float] | None = None,
         compile: bool = False,
     ) -> None:
-        self.step_size = _check_positive("step_size", step_size)
+        self.step_size = check_positive("step_size", step_size)
         if noise_scale is not None:
             if isinstance(noise_scale, bool) or not isinstance(noise_scale, (int, float)):
                 raise TypeError(f"noise_scale must be a number or None, got {type(noise_scale).__name__}")
@@ -80,7 +80,7 @@ class Langevin(MCMCSampler):
                 )
             noise_scale = float(noise_scale)
         self.noise_scale = noise_scale
-        self.grad_clamp = None if grad_clamp is None else _check_positive("grad_clamp", grad_clamp)
+        self.grad_clamp = None if grad_clamp is None else check_positive("grad_clamp", grad_clamp)
         if sample_clamp is not None:
             if len(sample_clamp) != 2:
                 raise ValueError(f"sample_clamp must be a pair (low, high), got {sample_clamp!r}")
@@ -161,6 +161,13 @@ class Langevin(MCMCSampler):
                 flags.append(ok)
         self._raise_if_nonfinite(flags, num_steps)
         return x, self._stats(1.0, e, g, num_steps)
+
+    def __copy__(self) -> Langevin:
+        # a compiled update belongs to one instance (and one step size): the copy compiles its own
+        out = object.__new__(type(self))
+        out.__dict__.update(self.__dict__)
+        out._compiled = None
+        return out
 
     def __getstate__(self) -> dict:
         # A compiled function does not pickle or deepcopy; it is rebuilt on the next run.

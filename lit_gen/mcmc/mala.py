@@ -18,11 +18,11 @@ from torch import Tensor
 from lit_gen.mcmc.base import (
     EnergyFn,
     MCMCSampler,
-    _check_positive,
     _grad,
     _log_uniform,
     _per_chain_sq_norm,
     _randn_like,
+    check_positive,
 )
 
 __all__ = ["MALA"]
@@ -44,7 +44,7 @@ class MALA(MCMCSampler):
     name = "mala"
 
     def __init__(self, step_size: float = 0.01) -> None:
-        self.step_size = _check_positive("step_size", step_size)
+        self.step_size = check_positive("step_size", step_size)
 
     def log_proposal(self, x_to: Tensor, x_from: Tensor, grad_from: Tensor) -> Tensor:
         """``log q(x_to | x_from)`` up to a constant (the same in both directions), shape ``(B,)``."""

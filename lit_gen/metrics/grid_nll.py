@@ -99,7 +99,7 @@ def grid_nll(
     chunk: int = 40000,
     device: torch.device | str | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Test NLL of the 2-D density exp(−E)/Z with Z from :func:`grid_log_partition` (SPEC §2).
+    """Test NLL of the 2-D density exp(−E)/Z with Z from :func:`grid_log_partition` (``docs/algorithms.md#grid-nll``).
 
     Returns float64 0-d tensors:
       - ``nll``: mean_i E(x_i) + log Z on [−L, L]² (n cells a side),

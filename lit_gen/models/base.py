@@ -26,6 +26,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor, nn
 
+from lit_gen._env import relax_cuda_check_without_gpu
 from lit_gen.callbacks.checkpoint_io import use_atomic_checkpoints
 from lit_gen.compat import batches_processed_this_epoch, fit_dataloaders, loggers_write_this_step
 from lit_gen.contract import data_digits_like, data_seed, data_split
@@ -273,6 +274,7 @@ class GenerativeModule(L.LightningModule):
         """Under DDP, give each rank its own RNG streams (Lightning seeds all ranks alike; see
         :func:`lit_gen.utils.rank_state.decorrelate_rank_rngs`). Runs after the networks were built, so the
         replicas still start from the same weights. Subclasses that override it must call ``super().setup(stage)``."""
+        relax_cuda_check_without_gpu()  # at set-up, not at import: importing lit_gen changes no environment
         if self._trainer is not None:
             use_atomic_checkpoints(self.trainer)
         if stage == "fit" and self._trainer is not None and self.trainer.world_size > 1:
@@ -497,7 +499,7 @@ def subsample_indices(n: int, cap: int, seed: int) -> Tensor:
 
 def _eval_seed(module: L.LightningModule, split: str) -> int:
     """Seed of the evaluation subsample of ``split``: from the data module's ``seed`` (0 without one)."""
-    from lit_gen.data.base import SPLITS, derive_seed
+    from lit_gen.utils.seeding import SPLITS, derive_seed
 
     return derive_seed(data_seed(module._trainer), 0xE7A1, SPLITS.index(split))
 

@@ -1,6 +1,7 @@
 """``DCDModule``: energy-based models trained by Diffusion Contrastive Divergence (Luo et al. 2023).
 
-Derived from the paper's definitions (its body was not available to us; SPEC §5). Contrastive divergence is
+Derived from the paper's definitions (its body was not available to us;
+``docs/algorithms.md#diffusion-contrastive-divergence``). Contrastive divergence is
 ``KL(p_d‖p_θ) − KL(K_θ p_d‖p_θ)`` with ``K_θ`` the model's own MCMC kernel. DCD replaces ``K_θ`` by a θ-free
 Gaussian diffusion kernel ``Q(x̃ | x) = N(a x, s² I)`` (VE: ``a = 1``; VP: ``a = sqrt(1 − β)``, ``s = sqrt(β)``):
 

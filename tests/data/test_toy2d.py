@@ -1,4 +1,4 @@
-"""2D toy sets: shapes, seeding, and agreement with the FFJORD definitions (SPEC §1)."""
+"""2D toy sets: shapes, seeding, and agreement with the FFJORD definitions (Grathwohl et al. 2019)."""
 
 from __future__ import annotations
 

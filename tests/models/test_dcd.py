@@ -168,7 +168,8 @@ def test_dcd_on_8gaussians_gets_close_to_the_true_nll() -> None:
 
 @pytest.mark.slow
 def test_dcd_on_8gaussians_reference_run() -> None:
-    """SPEC §5's reference run: 2000 steps reach a gap below 0.15 nats (measured 0.06)."""
+    """The DCD reference run (docs/algorithms.md#diffusion-contrastive-divergence): 2000 steps reach a gap below
+    0.15 nats (measured 0.06)."""
     assert _nll_gap(2000) < 0.15
 
 

@@ -200,8 +200,9 @@ def test_end_to_end_25gaussians_long_run_samples_and_energy_support(long_run) ->
 
 @pytest.mark.slow
 def test_end_to_end_25gaussians_fourier_energy_samples_and_map_peaks_at_the_modes() -> None:
-    """One model, both of SPEC §6's toy claims: 4-NFE samples near the data and an energy map exp(−E(x, 0)) (level 0,
-    no conditioning on x_1, as the authors plot it) that peaks at the 25 modes. ``configs/ddaebm/toy2d_fourier.yaml``.
+    """One model, both of the DDAEBM paper's toy claims (docs/algorithms.md#ddaebm): 4-NFE samples near the data
+    and an energy map exp(−E(x, 0)) (level 0, no conditioning on x_1, as the authors plot it) that peaks at the 25
+    modes. ``configs/ddaebm/toy2d_fourier.yaml``.
 
     Peaks (:func:`lit_gen.ddaebm.mode_peak_report`): in each mode's cell the maximum of −E lies within 0.15
     (≈ 4 mode std) of the centre and ≥ 0.5 nat above the cell edge. Measured after 1000 batches, seeds 0/1/2
