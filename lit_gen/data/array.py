@@ -179,6 +179,12 @@ def _load_csv(path: Path) -> np.ndarray:
     return np.asarray(values, dtype=np.float64)
 
 
+def _largest(data: Tensor) -> str:
+    """``"<largest |value|> (row r, column c, 0-based)"`` of an ``(N, d)`` tensor, for error messages."""
+    flat = int(data.abs().argmax())
+    return f"{float(data.abs().view(-1)[flat]):.4g} ({_position(flat, data.shape[1])})"
+
+
 def _position(flat_index: int, d: int) -> str:
     row, column = divmod(flat_index, d)
     return f"row {row}, column {column}, 0-based"
@@ -268,22 +274,18 @@ def load_array(path: str | Path, max_abs: float | None = DEFAULT_MAX_ABS) -> Ten
             too_big = data.abs() > _FLOAT32_MAX
             n_big = int(too_big.sum())
             if n_big:
-                flat = int(data.abs().argmax())
-                largest = float(data.abs().view(-1)[flat])
                 raise ValueError(
                     f"{path}: {n_big} values overflow float32 (|x| above float32's max {_FLOAT32_MAX:.4g}), the "
-                    f"dtype training uses: they would become inf. The largest |value| is {largest:.4g} "
-                    f"({_position(flat, data.shape[1])}); rescale or standardise the data (e.g. "
+                    f"dtype training uses: they would become inf. The largest |value| is {_largest(data)}; rescale "
+                    f"or standardise the data (e.g. "
                     f"(x - x.mean(0)) / x.std(0)) before saving it"
                 )
     data = data.to(torch.float32)
     if max_abs is not None:
         low, high = torch.aminmax(data)
         if max(-float(low), float(high)) > max_abs:
-            flat = int(data.abs().argmax())
-            largest = float(data.abs().view(-1)[flat])
             raise ValueError(
-                f"{path}: the largest |value| is {largest:.4g} ({_position(flat, data.shape[1])}), beyond "
+                f"{path}: the largest |value| is {_largest(data)}, beyond "
                 f"max_abs={max_abs:g}: the samplers' step sizes and noise and the networks assume data of order "
                 f"one, so data at this scale does not train. Rescale or standardise it (e.g. "
                 f"(x - x.mean(0)) / x.std(0)) before saving, or raise max_abs (data.init_args.max_abs; null "

@@ -233,7 +233,33 @@ class FashionMNISTDataModule(MNISTDataModule):
     tv_class = datasets.FashionMNIST
 
 
-class CIFAR10DataModule(VisionDataModule):
+class ChecksummedVisionDataModule(VisionDataModule):
+    """A torchvision data set whose standard files have md5 sums: ``verify`` checks them.
+
+    Args:
+        verify: check the files against torchvision's md5 sums of the standard files (a mismatch is a ValueError
+            naming the file); ``False`` accepts re-packed or subset files.
+        others: see :class:`VisionDataModule`.
+    """
+
+    def __init__(
+        self,
+        root: str = "data",
+        batch_size: int = 128,
+        num_workers: int = 0,
+        download: bool = False,
+        image_size: int | None = None,
+        val_fraction: float = 0.05,
+        random_flip: bool | None = None,
+        seed: int = 0,
+        verify: bool = True,
+    ) -> None:
+        super().__init__(root, batch_size, num_workers, download, image_size, val_fraction, random_flip, seed)
+        self.verify = bool(verify)
+        self.save_hyperparameters()
+
+
+class CIFAR10DataModule(ChecksummedVisionDataModule):
     """CIFAR-10, ``(3, 32, 32)``; reads ``root/cifar-10-batches-py/`` (Krizhevsky, 2009). Flips on.
 
     The batch files are pickles; they are read with a restricted unpickler that builds only dicts, lists,
@@ -249,22 +275,6 @@ class CIFAR10DataModule(VisionDataModule):
     native_size = 32
     default_flip = True
 
-    def __init__(
-        self,
-        root: str = "data",
-        batch_size: int = 128,
-        num_workers: int = 0,
-        download: bool = False,
-        image_size: int | None = None,
-        val_fraction: float = 0.05,
-        random_flip: bool | None = None,
-        seed: int = 0,
-        verify: bool = True,
-    ) -> None:
-        super().__init__(root, batch_size, num_workers, download, image_size, val_fraction, random_flip, seed)
-        self.verify = bool(verify)
-        self.save_hyperparameters()
-
     def expected_paths(self) -> list[str]:
         names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"]
         return [f"{CIFAR10Files.base_folder}/{name}" for name in names]
@@ -277,7 +287,7 @@ class CIFAR10DataModule(VisionDataModule):
         return CIFAR10Files(self.root, train=split == "train", download=False, verify=self.verify)
 
 
-class SVHNDataModule(VisionDataModule):
+class SVHNDataModule(ChecksummedVisionDataModule):
     """SVHN house numbers, ``(3, 32, 32)``; reads ``root/{train,test}_32x32.mat`` (Netzer et al., 2011).
 
     ``scipy.io.loadmat`` parses the ``.mat`` files as data and runs no code from them.
@@ -291,22 +301,6 @@ class SVHNDataModule(VisionDataModule):
     channels = 3
     native_size = 32
     default_flip = False
-
-    def __init__(
-        self,
-        root: str = "data",
-        batch_size: int = 128,
-        num_workers: int = 0,
-        download: bool = False,
-        image_size: int | None = None,
-        val_fraction: float = 0.05,
-        random_flip: bool | None = None,
-        seed: int = 0,
-        verify: bool = True,
-    ) -> None:
-        super().__init__(root, batch_size, num_workers, download, image_size, val_fraction, random_flip, seed)
-        self.verify = bool(verify)
-        self.save_hyperparameters()
 
     def expected_paths(self) -> list[str]:
         return ["train_32x32.mat", "test_32x32.mat"]
