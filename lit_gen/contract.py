@@ -15,7 +15,13 @@ member             meaning                                          default
 ``log_prob``       exact log-density ``x -> (B,)``, when known       ``None``
 ``digits_like``    the sklearn 8×8 digits (FD-digits applies)        ``False``
 ``seed``           the data module's seed (evaluation subsamples)    ``0``
+``num_classes``    classes of the labels when batches are (x, y)     ``None`` (unconditional)
+``mnist_root``     folder of the original MNIST files (FD-MNIST)     ``None``
+``labels(split)``  labels of ``tensor(split)``, when in memory       ``None``
 =================  ==============================================  ========================================
+
+Batches are tensors ``(B, *data_shape)``, or ``(x, y)`` pairs with long labels ``y`` of shape ``(B,)`` when the
+data module is conditional (:func:`split_batch` takes either apart).
 """
 
 from __future__ import annotations
@@ -25,8 +31,9 @@ from typing import Any
 
 from torch import Tensor
 
-__all__ = ["data_bounds", "data_digits_like", "data_log_prob", "data_seed", "data_split", "data_true_nll",
-           "datamodule_of"]
+__all__ = ["data_bounds", "data_digits_like", "data_labels", "data_log_prob", "data_mnist_root", "data_num_classes",
+           "data_seed",
+           "data_split", "data_true_nll", "datamodule_of", "split_batch"]
 
 
 def datamodule_of(trainer: Any) -> Any | None:
@@ -72,3 +79,39 @@ def data_seed(trainer: Any) -> int:
     """``datamodule.seed`` (an int), or 0."""
     seed = getattr(datamodule_of(trainer), "seed", 0)
     return seed if isinstance(seed, int) and not isinstance(seed, bool) else 0
+
+
+def data_num_classes(trainer: Any) -> int | None:
+    """``datamodule.num_classes``: the number of classes when batches carry labels, else ``None``."""
+    n = getattr(datamodule_of(trainer), "num_classes", None)
+    return n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else None
+
+
+def data_labels(trainer: Any, split: str) -> Tensor | None:
+    """``datamodule.labels(split)``: the labels of ``tensor(split)``, row by row, or ``None``."""
+    getter = getattr(datamodule_of(trainer), "labels", None)
+    if not callable(getter):
+        return None
+    try:
+        return getter(split)
+    except (KeyError, ValueError, RuntimeError):
+        return None
+
+
+def split_batch(batch: Any) -> tuple[Tensor, Tensor | None]:
+    """``(x, y)`` from a conditional batch (a tuple or list, as ``pin_memory`` may make it), ``(batch, None)``
+    from a plain tensor."""
+    if isinstance(batch, Tensor):
+        return batch, None
+    if isinstance(batch, (tuple, list)) and len(batch) == 2:
+        return batch[0], batch[1]
+    if isinstance(batch, (tuple, list)) and len(batch) == 1:
+        return batch[0], None
+    raise TypeError(f"expected a tensor batch or an (x, y) pair, got {type(batch).__name__} of length "
+                    f"{len(batch) if isinstance(batch, (tuple, list)) else '?'}")
+
+
+def data_mnist_root(trainer: Any) -> str | None:
+    """``datamodule.mnist_root``: the folder of the original MNIST files (FD-MNIST applies), or ``None``."""
+    root = getattr(datamodule_of(trainer), "mnist_root", None)
+    return root if isinstance(root, str) else None

@@ -1,12 +1,18 @@
-"""Write samples from a trained model to disk: ``lit-gen predict`` with this callback.
+"""Write samples from a trained model to disk: what ``lit-gen predict`` does.
 
-``lit-gen predict --config run/config.yaml --ckpt_path run/checkpoints/last.ckpt \
-    --trainer.callbacks+=lit_gen.callbacks.SampleWriter --trainer.callbacks.num_samples=10000``
-writes ``samples.npy`` (and ``samples.png`` for 2D points and images) to ``output_dir``.
+``lit-gen predict --config run/config.yaml --ckpt_path run/checkpoints/last.ckpt`` adds a :class:`SampleWriter`
+when the config has no prediction writer, and writes ``samples.npy`` and ``samples.png`` to ``predictions/`` in the
+checkpoint's run directory (or in ``trainer.default_root_dir`` for a checkpoint outside a run). Set the number of
+samples or the folder by naming the writer yourself::
+
+    lit-gen predict --config run/config.yaml --ckpt_path run/checkpoints/last.ckpt \\
+        --trainer.callbacks+=lit_gen.callbacks.SampleWriter --trainer.callbacks.num_samples 10000 \\
+        --trainer.callbacks.output_dir my_samples
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,16 +21,32 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 
-from lit_gen.utils.plotting import plot_samples_2d, save_image_grid
+from lit_gen.callbacks.plots import MAX_IMAGES, real_global_step
+from lit_gen.contract import data_split
+from lit_gen.utils.plotting import plot_samples
+
+
+def default_output_dir(trainer: L.Trainer) -> Path:
+    """``predictions/`` in the run directory of the checkpoint being used (``<run>/checkpoints/x.ckpt`` →
+    ``<run>/predictions``), else in ``trainer.default_root_dir``."""
+    ckpt = getattr(trainer, "ckpt_path", None)
+    if ckpt and Path(ckpt).parent.name == "checkpoints":
+        return Path(ckpt).resolve().parent.parent / "predictions"
+    return Path(trainer.default_root_dir) / "predictions"
 
 
 class SampleWriter(BasePredictionWriter):
-    """Collect the samples of ``predict`` and save them as ``.npy`` (+ ``.png`` when they can be drawn).
+    """Collect the samples of ``predict`` and save them as ``samples.npy`` and ``samples.png``.
+
+    The picture is the one the plotting callback draws (:func:`lit_gen.utils.plotting.plot_samples`): 2-D points
+    over the held-out data, a pair plot of the first coordinates for other vectors, a grid of (up to 64) sample
+    images beside real ones.
 
     Args:
         num_samples: how many samples to draw.
         batch_size: samples drawn per predict step.
-        output_dir: folder for the files; defaults to the trainer's log directory.
+        output_dir: folder for the files; by default ``predictions/`` in the checkpoint's run directory
+            (:func:`default_output_dir`).
     """
 
     def __init__(self, num_samples: int = 1000, batch_size: int = 500, output_dir: str | None = None) -> None:
@@ -46,20 +68,20 @@ class SampleWriter(BasePredictionWriter):
     ) -> None:
         batches = predictions[0] if predictions and isinstance(predictions[0], list) else predictions
         samples = torch.cat([b.detach().float().cpu() for b in batches])
-        if trainer.world_size > 1:
-            path_suffix = f"_rank{trainer.global_rank}"
-        else:
-            path_suffix = ""
-        out = Path(self.output_dir or trainer.log_dir or trainer.default_root_dir)
+        suffix = f"_rank{trainer.global_rank}" if trainer.world_size > 1 else ""
+        out = Path(self.output_dir) if self.output_dir else default_output_dir(trainer)
         out.mkdir(parents=True, exist_ok=True)
-        npy = out / f"samples{path_suffix}.npy"
+        npy = out / f"samples{suffix}.npy"
         np.save(npy, samples.numpy())
         self.paths = [npy]
-        png = out / f"samples{path_suffix}.png"
-        if samples.dim() == 4:
-            save_image_grid(samples[:64], png)
+        png = out / f"samples{suffix}.png"
+        data = data_split(trainer, "test")
+        if data is not None:
+            data = data[: MAX_IMAGES if samples.dim() == 4 else 2000]
+        energy = getattr(pl_module, "energy_for_plot", None) if samples.dim() == 2 and samples.shape[1] == 2 else None
+        title = f"{type(pl_module).__name__} · predict · step {real_global_step(trainer)} · {len(samples)} samples"
+        if plot_samples(samples, data, energy=energy, title=title, path=png) is not None:
             self.paths.append(png)
-        elif samples.dim() == 2 and samples.shape[1] == 2:
-            plot_samples_2d(samples, title=f"{len(samples)} samples", path=png)
-            self.paths.append(png)
-        print(f"wrote {len(samples)} samples to {', '.join(str(p) for p in self.paths)}")
+        names = " and ".join(p.name for p in self.paths)
+        print(f"predict: wrote {len(samples)} samples of shape {tuple(samples.shape[1:])} to {out.resolve()} "
+              f"({names})", file=sys.stdout)

@@ -1,5 +1,8 @@
 """Train on your own points: a ``.npy``, ``.pt`` or ``.csv`` file holding an array of shape (N, d).
 
+Class labels, for conditional training, come from a second file or from one column of the data file
+(:mod:`lit_gen.data.labels`).
+
 Files are read as written: a CSV row is a header only when none of its cells is a number, so a mistyped
 first row is an error naming its line and column, not a silently dropped row; a UTF-8 byte-order mark is
 stripped; other encodings, binary files, sparse/meta/quantized/nested tensors, values beyond float32's range
@@ -18,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lit_gen.data.base import InMemoryDataModule, random_split_tensor, split_sizes
+from lit_gen.data.base import InMemoryDataModule, check_bool, random_split_indices, random_split_tensor, split_sizes
 
 SUPPORTED_SUFFIXES: tuple[str, ...] = (".npy", ".pt", ".pth", ".csv")
 #: Default of ``max_abs``: the largest |value| accepted. The samplers (step sizes, initial noise) and the
@@ -297,7 +300,8 @@ def load_array(path: str | Path, max_abs: float | None = DEFAULT_MAX_ABS) -> Ten
 class ArrayDataModule(InMemoryDataModule):
     """User-provided points ``(N, d)``, any ``d``, split once into seeded train/val/test parts.
 
-    The file is loaded in ``__init__`` so that ``data_shape = (d,)`` is known at once.
+    The file (and the labels file) is loaded in ``__init__`` so that ``data_shape = (d,)`` and ``num_classes`` are
+    known at once.
 
     Args:
         path: a ``.npy``, ``.pt``/``.pth`` or ``.csv`` file (see :func:`load_array`).
@@ -307,6 +311,17 @@ class ArrayDataModule(InMemoryDataModule):
         seed: seeds the split and the training order.
         max_abs: the largest |value| accepted (default ``1e6``; data far from unit scale must be rescaled or
             standardised first); ``None`` disables the check.
+        conditional: serve ``(x, y)`` batches with the class labels given by ``labels`` or ``label_column``; the
+            points and their order are the same as with ``conditional=False``.
+        labels: a ``.npy``, ``.pt``/``.pth`` or ``.csv`` file with one integer class label (``0..K-1``) per row of
+            ``path``, in the same order (see :func:`lit_gen.data.labels.load_labels`).
+        label_column: instead of ``labels``: the column of the data file (0-based; ``-1`` the last) that holds the
+            label, e.g. of a CSV ``x0,x1,label``. It is removed from the features, so ``data_shape`` is ``(d - 1,)``
+            whether or not ``conditional`` is set.
+        num_classes: the number of classes (every label must be below it); default: the largest label + 1.
+
+    Labels given while ``conditional`` is False are still read and checked (so one config can switch between the
+    two), but batches then carry no labels and ``num_classes`` is None.
     """
 
     def __init__(
@@ -317,13 +332,37 @@ class ArrayDataModule(InMemoryDataModule):
         test_fraction: float = 0.1,
         seed: int = 0,
         max_abs: float | None = DEFAULT_MAX_ABS,
+        conditional: bool = False,
+        labels: str | None = None,
+        label_column: int | None = None,
+        num_classes: int | None = None,
     ) -> None:
-        super().__init__(batch_size=batch_size, seed=seed)
+        # imported here: lit_gen.data.labels reads label files with this module's loaders
+        from lit_gen.data.labels import check_label_arguments, check_label_range, load_labels, split_label_column
+
+        super().__init__(batch_size=batch_size, seed=seed, conditional=conditional)
         self.path = str(path)
         self.val_fraction = val_fraction
         self.test_fraction = test_fraction
         self.max_abs = max_abs
+        self.labels_path = None if labels is None else str(labels)
+        self.label_column = label_column
+        check_label_arguments(check_bool(conditional, "conditional"), labels, label_column, num_classes)
         self._data = load_array(path, max_abs=max_abs)
+        self._targets: Tensor | None = None
+        self._num_classes: int | None = None
+        if label_column is not None:
+            self._data, self._targets = split_label_column(self._data, label_column, self.path)
+        elif labels is not None:
+            self._targets = load_labels(labels, data_path=self.path)
+            if len(self._targets) != len(self._data):
+                raise ValueError(
+                    f"labels file {labels} holds {len(self._targets)} labels but the data file {self.path} has "
+                    f"{len(self._data)} rows; give exactly one integer label per row of the data, in the same order"
+                )
+        if self._targets is not None:
+            source = f"labels file {labels}" if label_column is None else f"{self.path}, label_column={label_column}"
+            self._num_classes = check_label_range(self._targets, num_classes, source)
         # Fail at construction, not at fit time, when N cannot be split as asked.
         split_sizes(len(self._data), val_fraction, test_fraction, what=str(path))
         self.save_hyperparameters()
@@ -332,6 +371,15 @@ class ArrayDataModule(InMemoryDataModule):
     def data_shape(self) -> tuple[int, ...]:
         return (self._data.shape[1],)
 
-    def load_splits(self) -> dict[str, Tensor]:
+    @property
+    def num_classes(self) -> int | None:
+        """The number of classes when ``conditional`` (given, or the largest label + 1), else None."""
+        return self._num_classes if self.conditional else None
+
+    def load_splits(self) -> dict[str, Tensor | tuple[Tensor, Tensor]]:
         fractions = (self.val_fraction, self.test_fraction)
-        return random_split_tensor(self._data, *fractions, seed=self.seed, what=self.path)
+        if self._targets is None:
+            return random_split_tensor(self._data, *fractions, seed=self.seed, what=self.path)
+        parts = random_split_indices(len(self._data), *fractions, seed=self.seed, what=self.path)
+        return {split: (self._data[index].contiguous(), self._targets[index]) for split, index in parts.items()}
+

@@ -1,7 +1,9 @@
 """Base data modules: the interface every lit_gen datamodule offers, and in-memory batching by index.
 
 Batches are plain float32 tensors of shape ``(B, *data_shape)`` without labels, so every model,
-metric and callback can treat a batch as "points from the data distribution".
+metric and callback can treat a batch as "points from the data distribution". A data module built with
+``conditional=True`` serves ``(x, y)`` tuples instead: ``x`` as before and ``y`` the class labels, a
+``torch.long`` tensor ``(B,)`` with values in ``0 .. num_classes - 1``.
 """
 
 from __future__ import annotations
@@ -20,12 +22,29 @@ from lit_gen.compat import batches_processed_this_epoch
 from lit_gen.utils.seeding import SPLITS, derive_seed  # noqa: F401  (re-exported for the data modules)
 
 
-def identity_collate(batch: Tensor) -> Tensor:
-    """Collate function for datasets whose ``__getitems__`` already returns a stacked batch.
+def identity_collate(batch: Tensor | tuple[Tensor, Tensor]) -> Tensor | tuple[Tensor, Tensor]:
+    """Collate function for datasets whose ``__getitems__`` already returns a stacked batch (or ``(x, y)`` pair).
 
     Module-level (not a lambda) so that DataLoaders stay picklable for spawned workers and DDP.
     """
     return batch
+
+
+def check_bool(value: Any, name: str) -> bool:
+    """Return ``value`` if it is a bool, else raise a TypeError naming ``name`` (``"yes"`` or ``1`` are refused)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be true or false (a bool), got {type(value).__name__} ({value!r})")
+    return value
+
+
+def labeled_collate(batch: list[tuple[Tensor, int]]) -> tuple[Tensor, Tensor]:
+    """Collate ``(image, label)`` items into one ``(x, y)`` tuple: ``x`` stacked, ``y`` a ``torch.long`` ``(B,)``.
+
+    PyTorch's default collate turns tuples into lists; this keeps the ``(x, y)`` tuple every conditional loader
+    serves. Module-level so that loaders stay picklable for worker processes.
+    """
+    images, labels = zip(*batch, strict=True)
+    return torch.stack(images), torch.tensor(labels, dtype=torch.long)
 
 
 def check_positive_int(value: Any, name: str) -> int:
@@ -64,18 +83,29 @@ def split_sizes(n: int, val_fraction: float, test_fraction: float, what: str = "
     return {"train": n_train, "val": n_val, "test": n_test}
 
 
+def random_split_indices(
+    n: int, val_fraction: float, test_fraction: float, seed: int, what: str = "the data"
+) -> dict[str, Tensor]:
+    """The row indices of a seeded random train/val/test split of ``n`` rows (same seed, same split).
+
+    Index images and their labels with the same indices to keep them paired.
+    """
+    sizes = split_sizes(n, val_fraction, test_fraction, what)
+    g = torch.Generator().manual_seed(derive_seed(seed, 0xD5))
+    perm = torch.randperm(n, generator=g)
+    out, start = {}, 0
+    for split in SPLITS:
+        out[split] = perm[start : start + sizes[split]]
+        start += sizes[split]
+    return out
+
+
 def random_split_tensor(
     x: Tensor, val_fraction: float, test_fraction: float, seed: int, what: str = "the data"
 ) -> dict[str, Tensor]:
     """Seeded random train/val/test split of the rows of ``x`` (same seed, same split)."""
-    sizes = split_sizes(len(x), val_fraction, test_fraction, what)
-    g = torch.Generator().manual_seed(derive_seed(seed, 0xD5))
-    perm = torch.randperm(len(x), generator=g)
-    out, start = {}, 0
-    for split in SPLITS:
-        out[split] = x[perm[start : start + sizes[split]]].contiguous()
-        start += sizes[split]
-    return out
+    parts = random_split_indices(len(x), val_fraction, test_fraction, seed, what)
+    return {split: x[index].contiguous() for split, index in parts.items()}
 
 
 class TensorIndexDataset(Dataset):
@@ -84,19 +114,30 @@ class TensorIndexDataset(Dataset):
     PyTorch's fetcher calls ``__getitems__(indices)`` when a dataset defines it, so one indexing
     operation replaces ``B`` item lookups plus a stack (~1.3x vs ~1.7x a plain loop's time;
     ``docs/architecture.md#performance-notes``).
+
+    With ``labels`` (one per row), items and batches are ``(x, y)`` tuples drawn with the same indices.
     """
 
-    def __init__(self, data: Tensor) -> None:
+    def __init__(self, data: Tensor, labels: Tensor | None = None) -> None:
+        if labels is not None and labels.shape != (data.shape[0],):
+            raise ValueError(f"labels must have shape ({data.shape[0]},), one per row of data, "
+                             f"got {tuple(labels.shape)}")
         self.data = data
+        self.labels = labels
 
     def __len__(self) -> int:
         return self.data.shape[0]
 
-    def __getitem__(self, index: int) -> Tensor:
-        return self.data[index]
+    def __getitem__(self, index: int) -> Tensor | tuple[Tensor, Tensor]:
+        if self.labels is None:
+            return self.data[index]
+        return self.data[index], self.labels[index]
 
-    def __getitems__(self, indices: list[int] | Tensor) -> Tensor:
-        return self.data[torch.as_tensor(indices, dtype=torch.long)]
+    def __getitems__(self, indices: list[int] | Tensor) -> Tensor | tuple[Tensor, Tensor]:
+        index = torch.as_tensor(indices, dtype=torch.long)
+        if self.labels is None:
+            return self.data[index]
+        return self.data[index], self.labels[index]
 
 
 class IndexBatchSampler(BatchSampler):
@@ -219,11 +260,18 @@ class GenerativeDataModule(LightningDataModule, ABC):
     ``data_shape`` is known right after ``__init__`` (the CLI links it to the model at instantiation),
     batches are float32 tensors ``(B, *data_shape)`` without labels, and ``bounds()`` gives the
     per-feature box of the training data used to initialise MCMC chains. The optional members (``tensor``,
-    ``true_nll``, ``log_prob``, ``digits_like``, ``seed``) are declared here with their defaults.
+    ``true_nll``, ``log_prob``, ``digits_like``, ``seed``, ``num_classes``, ``labels``) are declared here with
+    their defaults.
+
+    Labels: a data module built with ``conditional=True`` serves ``(x, y)`` batches (``y`` a ``torch.long``
+    tensor ``(B,)`` in ``0 .. num_classes - 1``) and its ``num_classes`` is the number of classes, known right
+    after ``__init__`` like ``data_shape``; otherwise ``num_classes`` is ``None`` and batches are plain tensors.
     """
 
     #: seeds the splits and the training order (and the evaluation subsamples)
     seed: int = 0
+    #: batches are ``(x, y)`` tuples with class labels ``y`` (set by the ``conditional`` constructor argument)
+    conditional: bool = False
 
     @property
     @abstractmethod
@@ -249,6 +297,17 @@ class GenerativeDataModule(LightningDataModule, ABC):
         return None
 
     @property
+    def num_classes(self) -> int | None:
+        """Number of classes of the labels the batches carry (labels ``0 .. num_classes - 1``) when
+        ``conditional``; ``None`` when batches carry no labels. Known right after ``__init__``."""
+        return None
+
+    def labels(self, split: str) -> Tensor | None:
+        """The class labels of ``tensor(split)`` (``torch.long``, shape ``(n,)``, row by row), or ``None`` when the
+        data module is not conditional or does not hold the split in memory."""
+        return None
+
+    @property
     def data_dim(self) -> int:
         """Number of scalar features per data point, ``prod(data_shape)``."""
         return math.prod(self.data_shape)
@@ -271,19 +330,26 @@ class InMemoryDataModule(ResumableTrainOrder, GenerativeDataModule):
     order (``drop_last=True``); val/test loaders go through every point in order. Batches are served
     by index (:class:`IndexBatchSampler` + ``TensorIndexDataset.__getitems__``), and Lightning can
     swap a ``DistributedSampler`` into the batch sampler under DDP.
+
+    With ``conditional=True`` the labels are indexed with the same indices as the points, so ``(x, y)``
+    batches follow exactly the seeded (and resumable) order of the unlabelled ones. A subclass with labels
+    returns ``(x, y)`` pairs from :meth:`load_splits` and overrides :attr:`num_classes`.
     """
 
-    def __init__(self, batch_size: int = 256, seed: int = 0) -> None:
+    def __init__(self, batch_size: int = 256, seed: int = 0, conditional: bool = False) -> None:
         super().__init__()
         self.batch_size = check_positive_int(batch_size, "batch_size")
         if not isinstance(seed, int) or isinstance(seed, bool):
             raise TypeError(f"seed must be an int, got {type(seed).__name__} ({seed!r})")
         self.seed = seed
+        self.conditional = check_bool(conditional, "conditional")
         self._splits: dict[str, Tensor] | None = None
+        self._labels: dict[str, Tensor] | None = None
 
     @abstractmethod
-    def load_splits(self) -> dict[str, Tensor]:
-        """Return ``{"train": Tensor, "val": Tensor, "test": Tensor}``, each ``(n, *data_shape)``."""
+    def load_splits(self) -> dict[str, Tensor | tuple[Tensor, Tensor]]:
+        """Return ``{"train": x, "val": x, "test": x}``, each ``(n, *data_shape)``, or ``(x, y)`` pairs with
+        integer labels ``y`` of shape ``(n,)`` (needed when ``conditional``; dropped otherwise)."""
 
     def setup(self, stage: str | None = None) -> None:
         """Load the splits once (idempotent; every DDP rank builds the same seeded data)."""
@@ -295,9 +361,20 @@ class InMemoryDataModule(ResumableTrainOrder, GenerativeDataModule):
             raise ValueError(
                 f"{type(self).__name__}.load_splits() must return the splits {SPLITS}, missing {missing}"
             )
-        checked = {}
+        if self.conditional:
+            num_classes = self.num_classes
+            if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+                raise ValueError(
+                    f"{type(self).__name__} was built with conditional=True but its num_classes is {num_classes!r}; "
+                    f"a data module with labels must report a positive number of classes"
+                )
+        checked, labels = {}, {}
         for split in SPLITS:
-            x = splits[split]
+            x, y = splits[split], None
+            if isinstance(x, tuple):
+                if len(x) != 2:
+                    raise ValueError(f"split {split!r} must be a tensor x or a pair (x, y), got a tuple of {len(x)}")
+                x, y = x
             if not isinstance(x, Tensor):
                 raise TypeError(f"split {split!r} must be a torch.Tensor, got {type(x).__name__}")
             if tuple(x.shape[1:]) != tuple(self.data_shape):
@@ -305,7 +382,10 @@ class InMemoryDataModule(ResumableTrainOrder, GenerativeDataModule):
                     f"split {split!r} has shape {tuple(x.shape)}, expected (n, *data_shape) with "
                     f"data_shape={tuple(self.data_shape)}"
                 )
+            if self.conditional:
+                labels[split] = _check_split_labels(type(self).__name__, split, x, y, self.num_classes)
             checked[split] = x.detach().to(device="cpu", dtype=torch.float32).contiguous()
+        self._labels = labels if self.conditional else None
         self._splits = checked
 
     def tensor(self, split: str) -> Tensor:
@@ -316,18 +396,28 @@ class InMemoryDataModule(ResumableTrainOrder, GenerativeDataModule):
         assert self._splits is not None
         return self._splits[split]
 
+    def labels(self, split: str) -> Tensor | None:
+        """The labels of ``tensor(split)`` as a ``torch.long`` tensor ``(n,)`` when ``conditional``, else ``None``."""
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; choose one of {SPLITS}")
+        if not self.conditional:
+            return None
+        self.setup()
+        assert self._labels is not None
+        return self._labels[split]
+
     def bounds(self) -> tuple[Tensor, Tensor]:
         """Per-feature min and max of the training split."""
         x = self.tensor("train")
         return x.amin(dim=0), x.amax(dim=0)
 
     def train_dataloader(self) -> DataLoader:
-        dataset = TensorIndexDataset(self.tensor("train"))
+        dataset = TensorIndexDataset(self.tensor("train"), self.labels("train"))
         batches = self.train_batch_sampler(dataset, self.batch_size)
         return DataLoader(dataset, batch_sampler=batches, collate_fn=identity_collate, num_workers=0)
 
     def _eval_dataloader(self, split: str) -> DataLoader:
-        dataset = TensorIndexDataset(self.tensor(split))
+        dataset = TensorIndexDataset(self.tensor(split), self.labels(split))
         batches = IndexBatchSampler(SequentialSampler(dataset), batch_size=self.batch_size, drop_last=False)
         return DataLoader(dataset, batch_sampler=batches, collate_fn=identity_collate, num_workers=0)
 
@@ -336,3 +426,28 @@ class InMemoryDataModule(ResumableTrainOrder, GenerativeDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._eval_dataloader("test")
+
+
+def _check_split_labels(owner: str, split: str, x: Tensor, y: Tensor | None, num_classes: int) -> Tensor:
+    """The labels ``y`` of split ``x`` as ``torch.long`` on the CPU, after checking shape, dtype and range."""
+    if y is None:
+        raise ValueError(
+            f"{owner} was built with conditional=True but {owner}.load_splits() returned no labels for split "
+            f"{split!r}; return an (x, y) pair for every split, or build the data module with conditional=False"
+        )
+    if not isinstance(y, Tensor):
+        raise TypeError(f"the labels of split {split!r} must be a torch.Tensor, got {type(y).__name__}")
+    if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
+        raise TypeError(f"the labels of split {split!r} must be an integer tensor, got dtype {y.dtype}")
+    if y.ndim != 1 or len(y) != len(x):
+        raise ValueError(f"the labels of split {split!r} must have shape ({len(x)},), one per point, "
+                         f"got {tuple(y.shape)}")
+    y = y.detach().to(device="cpu", dtype=torch.long).contiguous()
+    bad = (y < 0) | (y >= num_classes)
+    if bool(bad.any()):
+        row = int(bad.nonzero()[0, 0])
+        raise ValueError(
+            f"{owner}: label {int(y[row])} of split {split!r} (row {row}, 0-based) is outside 0..{num_classes - 1} "
+            f"(num_classes={num_classes})"
+        )
+    return y

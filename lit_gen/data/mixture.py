@@ -77,11 +77,16 @@ class GaussianMixture:
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """Draw ``n`` float32 points ``(n, d)``: component ``k ~ Cat(w)``, then ``μ_k + s_k ε``."""
+        return self.sample_with_labels(n, generator)[0]
+
+    def sample_with_labels(self, n: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """Draw ``n`` points as :meth:`sample` does (the same points for the same generator state) together with
+        the index ``k`` of the component each came from: ``(x (n, d) float32, k (n,) torch.long)``."""
         if not isinstance(n, int) or isinstance(n, bool) or n < 0:
             raise ValueError(f"n must be a non-negative int, got {n!r}")
         if n == 0:
-            return torch.empty(0, self.dim)
+            return torch.empty(0, self.dim), torch.empty(0, dtype=torch.long)
         comp = torch.multinomial(self.weights, n, replacement=True, generator=generator)
         eps = torch.randn(n, self.dim, generator=generator, dtype=torch.float64)
         x = self.means[comp] + self.stds[comp, None] * eps
-        return x.to(torch.float32)
+        return x.to(torch.float32), comp

@@ -62,8 +62,14 @@ class WrappedGaussianMixture:
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """Draw ``n`` float32 points ``(n, d)`` in ``[−π, π)^d``."""
-        x = self.mixture.sample(n, generator).to(torch.float64)
-        return (torch.remainder(x + math.pi, 2 * math.pi) - math.pi).to(torch.float32)
+        return self.sample_with_labels(n, generator)[0]
+
+    def sample_with_labels(self, n: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """The points of :meth:`sample` (same generator state, same points) and the index ``(n,)`` (``torch.long``)
+        of the component each was drawn from."""
+        x, comp = self.mixture.sample_with_labels(n, generator)
+        x = x.to(torch.float64)
+        return (torch.remainder(x + math.pi, 2 * math.pi) - math.pi).to(torch.float32), comp
 
 
 def wrapped_gaussians() -> WrappedGaussianMixture:

@@ -9,6 +9,12 @@ authors' toy code), ``swissroll`` (sklearn ``make_swiss_roll(noise=1.0)[:, [0, 2
 All sets are drawn from a ``torch.Generator``; the sklearn-based ones take their numpy seed from it,
 so one generator seed reproduces every set. Exact densities are known for the Gaussian mixtures and
 for ``checkerboard`` (uniform on its squares); :func:`toy_log_prob` returns them.
+
+Class labels (:func:`sample_toy2d_labeled`, ``Toy2DDataModule(conditional=True)``) exist for the sets made of
+parts: the mixtures ``8gaussians``, ``25gaussians`` and ``wrapped_gaussians`` (the component index, in the order
+of the mixture's means), ``moons`` (0 upper, 1 lower half-moon), ``circles`` (0 outer, 1 inner), ``rings``
+(0 outermost .. 3 innermost), ``pinwheel`` (the arm, 0..4) and ``2spirals`` (0 the first spiral, 1 its point
+reflection). Drawing with labels gives exactly the points drawn without them, for the same generator.
 """
 
 from __future__ import annotations
@@ -26,11 +32,14 @@ from lit_gen.data.torus import wrapped_gaussians
 
 __all__ = [
     "TOY_DATASETS",
+    "TOY_LABELED_DATASETS",
     "GaussianMixture",
     "Toy2DDataModule",
     "sample_toy2d",
+    "sample_toy2d_labeled",
     "toy_log_prob",
     "toy_mixture",
+    "toy_num_classes",
 ]
 
 
@@ -59,21 +68,21 @@ def _swissroll(n: int, generator: torch.Generator | None) -> Tensor:
     return torch.from_numpy(x[:, [0, 2]] / 5.0)
 
 
-def _circles(n: int, generator: torch.Generator | None) -> Tensor:
+def _circles(n: int, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
     from sklearn.datasets import make_circles
 
-    x = make_circles(n_samples=n, factor=0.5, noise=0.08, random_state=_numpy_seed(generator))[0]
-    return torch.from_numpy(x * 3.0)
+    x, y = make_circles(n_samples=n, factor=0.5, noise=0.08, random_state=_numpy_seed(generator))
+    return torch.from_numpy(x * 3.0), torch.from_numpy(y).long()
 
 
-def _moons(n: int, generator: torch.Generator | None) -> Tensor:
+def _moons(n: int, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
     from sklearn.datasets import make_moons
 
-    x = make_moons(n_samples=n, noise=0.1, random_state=_numpy_seed(generator))[0]
-    return torch.from_numpy(x * 2.0 + np.array([-1.0, -0.2]))
+    x, y = make_moons(n_samples=n, noise=0.1, random_state=_numpy_seed(generator))
+    return torch.from_numpy(x * 2.0 + np.array([-1.0, -0.2])), torch.from_numpy(y).long()
 
 
-def _rings(n: int, generator: torch.Generator | None) -> Tensor:
+def _rings(n: int, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
     # Four concentric circles of radii (1, .75, .5, .25) × 3, evenly spaced angles, N(0, .08²) noise.
     counts = [n // 4] * 3 + [n - 3 * (n // 4)]
     parts = []
@@ -81,11 +90,13 @@ def _rings(n: int, generator: torch.Generator | None) -> Tensor:
         theta = torch.arange(m, dtype=torch.float64) * (2 * math.pi / max(m, 1))
         parts.append(torch.stack([torch.cos(theta), torch.sin(theta)], dim=1) * radius)
     x = torch.cat(parts) * 3.0
-    x = x[torch.randperm(n, generator=generator)]
-    return x + 0.08 * torch.randn(n, 2, generator=generator, dtype=torch.float64)
+    ring = torch.repeat_interleave(torch.arange(4), torch.tensor(counts))
+    perm = torch.randperm(n, generator=generator)
+    x, ring = x[perm], ring[perm]
+    return x + 0.08 * torch.randn(n, 2, generator=generator, dtype=torch.float64), ring
 
 
-def _pinwheel(n: int, generator: torch.Generator | None) -> Tensor:
+def _pinwheel(n: int, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
     # Johnson et al. (2016) pinwheel: Gaussian blobs at radius 1 bent by angle rate·exp(r).
     num_arms, radial_std, tangential_std, rate = 5, 0.3, 0.1, 0.25
     labels = torch.arange(n) % num_arms
@@ -96,10 +107,11 @@ def _pinwheel(n: int, generator: torch.Generator | None) -> Tensor:
     c, s = torch.cos(angles), torch.sin(angles)
     # Row vector times [[c, -s], [s, c]], as FFJORD's einsum("ti,tij->tj").
     x = torch.stack([feats[:, 0] * c + feats[:, 1] * s, -feats[:, 0] * s + feats[:, 1] * c], dim=1)
-    return 2.0 * x[torch.randperm(n, generator=generator)]
+    perm = torch.randperm(n, generator=generator)
+    return 2.0 * x[perm], labels[perm]
 
 
-def _two_spirals(n: int, generator: torch.Generator | None) -> Tensor:
+def _two_spirals(n: int, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
     def rand(*shape: int) -> Tensor:
         return torch.rand(*shape, generator=generator, dtype=torch.float64)
 
@@ -110,7 +122,8 @@ def _two_spirals(n: int, generator: torch.Generator | None) -> Tensor:
     sign[n - n // 2 :] = -1.0  # second spiral is the point reflection of the first
     x = torch.stack([dx, dy], dim=1) * sign[:, None] / 3.0
     x = x + 0.1 * torch.randn(n, 2, generator=generator, dtype=torch.float64)
-    return x[torch.randperm(n, generator=generator)]
+    perm = torch.randperm(n, generator=generator)
+    return x[perm], (sign < 0).long()[perm]
 
 
 def _checkerboard(n: int, generator: torch.Generator | None) -> Tensor:
@@ -137,21 +150,45 @@ _MIXTURES: dict[str, Callable[[], GaussianMixture]] = {
     "25gaussians": _twentyfive_gaussians,
 }
 
-# The registry of samplers; new sets (e.g. the planned torus sets) are added here.
-_SAMPLERS: dict[str, Callable[[int, torch.Generator | None], Tensor]] = {
-    "8gaussians": lambda n, g: _eight_gaussians().sample(n, g),
-    "25gaussians": lambda n, g: _twentyfive_gaussians().sample(n, g),
+_Sampler = Callable[[int, torch.Generator | None], Tensor]
+_LabeledSampler = Callable[[int, torch.Generator | None], tuple[Tensor, Tensor]]
+
+# The sets with class labels: (number of classes, sampler of (points, labels)).
+_LABELED: dict[str, tuple[int, _LabeledSampler]] = {
+    "8gaussians": (8, lambda n, g: _eight_gaussians().sample_with_labels(n, g)),
+    "25gaussians": (25, lambda n, g: _twentyfive_gaussians().sample_with_labels(n, g)),
+    "2spirals": (2, _two_spirals),
+    "pinwheel": (5, _pinwheel),
+    "rings": (4, _rings),
+    "moons": (2, _moons),
+    "circles": (2, _circles),
+    "wrapped_gaussians": (6, lambda n, g: wrapped_gaussians().sample_with_labels(n, g)),
+}
+
+
+def _points_only(name: str) -> _Sampler:
+    sampler = _LABELED[name][1]
+    return lambda n, g: sampler(n, g)[0]
+
+
+# The registry of samplers; new sets (e.g. the planned torus sets) are added here (and to _LABELED when their
+# points come in classes).
+_SAMPLERS: dict[str, _Sampler] = {
+    "8gaussians": _points_only("8gaussians"),
+    "25gaussians": _points_only("25gaussians"),
     "swissroll": _swissroll,
-    "2spirals": _two_spirals,
-    "pinwheel": _pinwheel,
+    "2spirals": _points_only("2spirals"),
+    "pinwheel": _points_only("pinwheel"),
     "checkerboard": _checkerboard,
-    "rings": _rings,
-    "moons": _moons,
-    "circles": _circles,
-    "wrapped_gaussians": lambda n, g: wrapped_gaussians().sample(n, g),  # periodic, on [-π, π)²
+    "rings": _points_only("rings"),
+    "moons": _points_only("moons"),
+    "circles": _points_only("circles"),
+    "wrapped_gaussians": _points_only("wrapped_gaussians"),  # periodic, on [-π, π)²
 }
 
 TOY_DATASETS: tuple[str, ...] = tuple(_SAMPLERS)
+#: the toy sets with class labels (``Toy2DDataModule(conditional=True)`` accepts these)
+TOY_LABELED_DATASETS: tuple[str, ...] = tuple(name for name in TOY_DATASETS if name in _LABELED)
 
 
 def _check_name(name: str) -> str:
@@ -172,6 +209,35 @@ def sample_toy2d(name: str, n: int, generator: torch.Generator | None = None) ->
         return torch.empty(0, 2)
     x = _SAMPLERS[name](n, generator)
     return x.to(torch.float32).contiguous()
+
+
+def toy_num_classes(name: str) -> int | None:
+    """Number of classes of the toy set ``name`` (see the module docstring), or None when it has no labels."""
+    _check_name(name)
+    entry = _LABELED.get(name)
+    return None if entry is None else entry[0]
+
+
+def _no_labels_message(name: str) -> str:
+    return (f"toy dataset {name!r} has no class labels; the sets with labels are: {', '.join(TOY_LABELED_DATASETS)} "
+            f"(or set conditional: false)")
+
+
+def sample_toy2d_labeled(name: str, n: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    """Draw ``n`` points of the toy set ``name`` with their class labels: ``(x (n, 2) float32, y (n,) long)``.
+
+    ``x`` equals ``sample_toy2d(name, n, generator)`` for the same generator state. Raises ValueError for a set
+    without labels (those with labels: :data:`TOY_LABELED_DATASETS`).
+    """
+    _check_name(name)
+    if name not in _LABELED:
+        raise ValueError(_no_labels_message(name))
+    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+        raise ValueError(f"n must be a non-negative int, got {n!r}")
+    if n == 0:
+        return torch.empty(0, 2), torch.empty(0, dtype=torch.long)
+    x, y = _LABELED[name][1](n, generator)
+    return x.to(torch.float32).contiguous(), y.to(torch.long).contiguous()
 
 
 def toy_mixture(name: str) -> GaussianMixture | None:
@@ -205,6 +271,8 @@ class Toy2DDataModule(InMemoryDataModule):
         n_train, n_val, n_test: sizes of the three draws.
         batch_size: training (and evaluation) batch size.
         seed: seeds the three draws (independent streams) and the training order.
+        conditional: serve ``(x, y)`` batches with the class labels of the set (:data:`TOY_LABELED_DATASETS`;
+            e.g. the component index of a mixture); the points are the same as with ``conditional=False``.
 
     ``log_prob`` is the exact density when known (else None); ``true_nll()`` is then
     ``−mean log p(x_test)``, the floor no model beats in expectation.
@@ -218,9 +286,12 @@ class Toy2DDataModule(InMemoryDataModule):
         n_test: int = 5000,
         batch_size: int = 256,
         seed: int = 0,
+        conditional: bool = False,
     ) -> None:
-        super().__init__(batch_size=batch_size, seed=seed)
+        super().__init__(batch_size=batch_size, seed=seed, conditional=conditional)
         self.name = _check_name(name)
+        if self.conditional and name not in _LABELED:
+            raise ValueError(f"Toy2DDataModule(conditional=True): {_no_labels_message(name)}")
         self.n_train = check_positive_int(n_train, "n_train")
         self.n_val = check_positive_int(n_val, "n_val")
         self.n_test = check_positive_int(n_test, "n_test")
@@ -231,12 +302,18 @@ class Toy2DDataModule(InMemoryDataModule):
     def data_shape(self) -> tuple[int, ...]:
         return (2,)
 
-    def load_splits(self) -> dict[str, Tensor]:
+    @property
+    def num_classes(self) -> int | None:
+        """The set's number of classes when ``conditional`` (e.g. 8 for ``8gaussians``), else None."""
+        return toy_num_classes(self.name) if self.conditional else None
+
+    def load_splits(self) -> dict[str, Tensor | tuple[Tensor, Tensor]]:
         sizes = {"train": self.n_train, "val": self.n_val, "test": self.n_test}
+        draw = sample_toy2d_labeled if self.conditional else sample_toy2d
         out = {}
         for key, (split, n) in enumerate(sizes.items()):
             g = torch.Generator().manual_seed(derive_seed(self.seed, key))
-            out[split] = sample_toy2d(self.name, n, generator=g)
+            out[split] = draw(self.name, n, generator=g)
         return out
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:

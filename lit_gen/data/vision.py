@@ -1,13 +1,16 @@
 """torchvision-backed image datamodules (MNIST, Fashion-MNIST, CIFAR-10, SVHN, CelebA, an image folder).
 
 Images are read from ``root`` as float32 ``(C, H, W)`` in [-1, 1] (``ToTensor`` then ``(x − 0.5) / 0.5``),
-labels dropped. Nothing is downloaded unless ``download=True``; with missing files ``setup`` raises a
+labels dropped. With ``conditional=True`` batches are ``(x, y)`` with the dataset's class labels ``y`` (MNIST,
+Fashion-MNIST, CIFAR-10, SVHN: 10 classes from the files; an image folder: one class per sub-folder; CelebA has
+none). Nothing is downloaded unless ``download=True``; with missing files ``setup`` raises a
 FileNotFoundError that names the root, the expected files and the ``download`` switch.
 """
 
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
@@ -21,8 +24,10 @@ from torchvision.datasets.folder import IMG_EXTENSIONS
 from lit_gen.data.base import (
     GenerativeDataModule,
     ResumableTrainOrder,
+    check_bool,
     check_positive_int,
     derive_seed,
+    labeled_collate,
     split_sizes,
 )
 from lit_gen.data.vision_datasets import (
@@ -30,7 +35,10 @@ from lit_gen.data.vision_datasets import (
     CIFAR10Files,
     ImageFiles,
     ImagesOnly,
+    LabeledImages,
     SVHNFiles,
+    dataset_targets,
+    find_classes,
     find_images,
 )
 
@@ -49,12 +57,19 @@ class VisionDataModule(ResumableTrainOrder, GenerativeDataModule):
         random_flip: random horizontal flips for training (default: the dataset's convention,
             off for digits and characters, on for natural images and faces).
         seed: seeds the validation split and the training order.
+        conditional: serve ``(x, y)`` batches with the class labels ``y`` (``torch.long``, ``(B,)``) of the
+            dataset's files; the images and their order are the same as with ``conditional=False``. A dataset
+            without class labels raises ValueError.
     """
 
     channels: ClassVar[int] = 3
     native_size: ClassVar[int] = 32
     default_flip: ClassVar[bool] = False
     has_val_split: ClassVar[bool] = False
+    #: Number of classes of the dataset's labels; None when it has none (``conditional=True`` is then an error).
+    label_classes: ClassVar[int | None] = None
+    #: What to do instead, for a dataset without class labels.
+    no_labels_hint: ClassVar[str] = "set conditional: false"
     #: Centre crop applied before resizing (e.g. 140 for aligned CelebA faces); None = none.
     center_crop: int | None = None
 
@@ -68,10 +83,16 @@ class VisionDataModule(ResumableTrainOrder, GenerativeDataModule):
         val_fraction: float = 0.05,
         random_flip: bool | None = None,
         seed: int = 0,
+        conditional: bool = False,
     ) -> None:
         super().__init__()
         if type(self).__init__ is VisionDataModule.__init__:  # subclasses with their own arguments save theirs
             self.save_hyperparameters()
+        self.conditional = check_bool(conditional, "conditional")
+        if self.conditional and self.label_classes is None:
+            name = type(self).__name__
+            raise ValueError(f"{name}(conditional=True): {name.removesuffix('DataModule')} has no class labels; "
+                             f"{self.no_labels_hint}")
         self.root = str(root)
         self.batch_size = check_positive_int(batch_size, "batch_size")
         if not isinstance(num_workers, int) or isinstance(num_workers, bool) or num_workers < 0:
@@ -108,6 +129,11 @@ class VisionDataModule(ResumableTrainOrder, GenerativeDataModule):
     @property
     def data_shape(self) -> tuple[int, ...]:
         return (self.channels, self.image_size, self.image_size)
+
+    @property
+    def num_classes(self) -> int | None:
+        """The number of classes (10 for MNIST, Fashion-MNIST, CIFAR-10 and SVHN) when ``conditional``, else None."""
+        return self.label_classes if self.conditional else None
 
     def bounds(self) -> tuple[Tensor, Tensor]:
         """Images live in [-1, 1]."""
@@ -177,26 +203,55 @@ class VisionDataModule(ResumableTrainOrder, GenerativeDataModule):
             return
         self.check_files()
         raw = self._raw_splits()
-        self._datasets = {s: ImagesOnly(ds, self.transform(s == "train")) for s, ds in raw.items()}
+        if not self.conditional:
+            self._datasets = {s: ImagesOnly(ds, self.transform(s == "train")) for s, ds in raw.items()}
+            return
+        self._datasets = {s: LabeledImages(ds, self.transform(s == "train"), self._checked_targets(s, ds))
+                          for s, ds in raw.items()}
+
+    def _checked_targets(self, split: str, dataset: Dataset) -> torch.Tensor:
+        """The labels of ``dataset`` (the raw ``split``), each checked to lie in ``0 .. num_classes - 1``."""
+        name = type(self).__name__.removesuffix("DataModule")
+        targets = dataset_targets(dataset)
+        if targets is None:
+            raise ValueError(f"{name}: the {split} split under root={self.root} holds no class labels; "
+                             f"{self.no_labels_hint}")
+        num_classes = self.num_classes
+        assert num_classes is not None
+        bad = (targets < 0) | (targets >= num_classes)
+        if bool(bad.any()):
+            i = int(bad.nonzero()[0, 0])
+            raise ValueError(
+                f"{name}: image {i} of the {split} split under root={self.root} has the label {int(targets[i])}, "
+                f"outside 0..{num_classes - 1} ({num_classes} classes); the label files are damaged or not the "
+                f"standard ones. Replace them, or set conditional: false to train without labels"
+            )
+        return targets
 
     def dataset(self, split: str) -> Dataset:
-        """The transformed dataset of ``split`` ("train", "val" or "test"); items are image tensors."""
+        """The transformed dataset of ``split`` ("train", "val" or "test"); items are image tensors (``conditional``:
+        ``(image, label)`` pairs)."""
         if split not in ("train", "val", "test"):
             raise ValueError(f"unknown split {split!r}; choose one of ('train', 'val', 'test')")
         self.setup()
         assert self._datasets is not None
         return self._datasets[split]
 
+    def _collate(self) -> Callable | None:
+        # None: PyTorch's default (stacked images); conditional: an (x, y) tuple rather than its [x, y] list
+        return labeled_collate if self.conditional else None
+
     def _loader(self, split: str) -> DataLoader:
         return DataLoader(self.dataset(split), batch_size=self.batch_size, shuffle=False, drop_last=False,
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
+                          collate_fn=self._collate())
 
     def train_dataloader(self) -> DataLoader:
         """Full batches in a seeded order that a resumed run continues (mid-epoch too)."""
         dataset = self.dataset("train")
         batches = self.train_batch_sampler(dataset, self.batch_size, as_list=True, items="images")
         return DataLoader(dataset, batch_sampler=batches, num_workers=self.num_workers,
-                          persistent_workers=self.num_workers > 0)
+                          persistent_workers=self.num_workers > 0, collate_fn=self._collate())
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val")
@@ -211,8 +266,21 @@ class MNISTDataModule(VisionDataModule):
     channels = 1
     native_size = 28
     default_flip = False
+    label_classes = 10
     tv_class: ClassVar[type[datasets.MNIST]] = datasets.MNIST
 
+    @property
+    def mnist_root(self) -> str | None:
+        """``root`` when its files are byte for byte the original MNIST (FD-MNIST applies; checked once), else
+        ``None`` (Fashion-MNIST, subsets, other files)."""
+        if self.tv_class is not datasets.MNIST:
+            return None
+        if not hasattr(self, "_mnist_root_checked"):
+            from lit_gen.data.mnist_prepare import is_original_mnist
+
+            raw = Path(self.root).expanduser() / "MNIST" / "raw"
+            self._mnist_root_checked = str(Path(self.root).expanduser()) if is_original_mnist(raw) else None
+        return self._mnist_root_checked
 
     def expected_paths(self) -> list[str]:
         folder = f"{self.tv_class.__name__}/raw"
@@ -253,8 +321,10 @@ class ChecksummedVisionDataModule(VisionDataModule):
         random_flip: bool | None = None,
         seed: int = 0,
         verify: bool = True,
+        conditional: bool = False,
     ) -> None:
-        super().__init__(root, batch_size, num_workers, download, image_size, val_fraction, random_flip, seed)
+        super().__init__(root, batch_size, num_workers, download, image_size, val_fraction, random_flip, seed,
+                         conditional)
         self.verify = bool(verify)
         self.save_hyperparameters()
 
@@ -274,6 +344,7 @@ class CIFAR10DataModule(ChecksummedVisionDataModule):
     channels = 3
     native_size = 32
     default_flip = True
+    label_classes = 10
 
     def expected_paths(self) -> list[str]:
         names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"]
@@ -290,7 +361,8 @@ class CIFAR10DataModule(ChecksummedVisionDataModule):
 class SVHNDataModule(ChecksummedVisionDataModule):
     """SVHN house numbers, ``(3, 32, 32)``; reads ``root/{train,test}_32x32.mat`` (Netzer et al., 2011).
 
-    ``scipy.io.loadmat`` parses the ``.mat`` files as data and runs no code from them.
+    ``scipy.io.loadmat`` parses the ``.mat`` files as data and runs no code from them. Labels follow torchvision:
+    the files store the digit 0 as 10, read as the label 0, so the labels are the digits 0..9.
 
     Args:
         verify: check both files against torchvision's md5 sums of the standard SVHN files (a mismatch is a
@@ -301,6 +373,7 @@ class SVHNDataModule(ChecksummedVisionDataModule):
     channels = 3
     native_size = 32
     default_flip = False
+    label_classes = 10
 
     def expected_paths(self) -> list[str]:
         return ["train_32x32.mat", "test_32x32.mat"]
@@ -317,13 +390,19 @@ class CelebADataModule(VisionDataModule):
     """Aligned CelebA faces (Liu et al., 2015): centre crop 140, resize to ``image_size`` (default 32, or 64).
 
     Reads ``root/celeba/img_align_celeba/*.jpg`` and ``root/celeba/list_eval_partition.txt`` (official
-    train/valid/test partition); no attribute files or md5 checks needed. Flips on by default.
+    train/valid/test partition); no attribute files or md5 checks needed. Flips on by default. CelebA has no
+    class labels, so ``conditional=True`` is a ValueError.
     """
 
     channels = 3
     native_size = 32
     default_flip = True
     has_val_split = True
+    no_labels_hint = (
+        "its files carry 40 binary attributes (not read here), not classes. For class-conditional faces sort the "
+        "images into one sub-folder per class and use ImageFolderDataModule(conditional=True), or set "
+        "conditional: false"
+    )
 
     def __init__(
         self,
@@ -336,8 +415,10 @@ class CelebADataModule(VisionDataModule):
         random_flip: bool | None = None,
         seed: int = 0,
         center_crop: int | None = 140,
+        conditional: bool = False,
     ) -> None:
-        super().__init__(root, batch_size, num_workers, download, image_size, val_fraction, random_flip, seed)
+        super().__init__(root, batch_size, num_workers, download, image_size, val_fraction, random_flip, seed,
+                         conditional)
         self.center_crop = None if center_crop is None else check_positive_int(center_crop, "center_crop")
         self.save_hyperparameters()
 
@@ -358,12 +439,19 @@ class ImageFolderDataModule(VisionDataModule):
     If ``root`` has a ``train/`` subfolder, it is the training set, ``val/`` (or ``valid/``) the
     validation set (else ``val_fraction`` of train) and ``test/`` the test set (else the validation
     set). Otherwise all images under ``root`` are split with ``val_fraction`` and ``test_fraction``.
-    Class subfolders (torchvision ``ImageFolder`` trees) are fine; labels are ignored.
+    Class subfolders (torchvision ``ImageFolder`` trees) are fine; labels are ignored unless ``conditional``.
+
+    With ``conditional=True`` the class of an image is its top sub-folder (``root/<class>/...``, or
+    ``root/train/<class>/...`` with ``val/`` and ``test/`` using the same class names), and the classes are the
+    sub-folder names of ``root`` (or ``root/train``) sorted, as in torchvision's ``ImageFolder``: ``classes``
+    and ``class_to_idx`` give them. They are read in ``__init__`` (so ``num_classes`` is known before ``setup``);
+    image files directly in that folder, or a class folder without images, are a ValueError.
 
     Args:
         root: the image folder.
         image_size: output side length.
         channels: 3 (RGB) or 1 (grayscale).
+        conditional: serve ``(x, y)`` batches with ``y`` the class index of each image's sub-folder.
     """
 
     default_flip = True
@@ -379,16 +467,58 @@ class ImageFolderDataModule(VisionDataModule):
         test_fraction: float = 0.05,
         random_flip: bool | None = None,
         seed: int = 0,
+        conditional: bool = False,
     ) -> None:
         if channels not in (1, 3):
             raise ValueError(f"channels must be 1 (grayscale) or 3 (RGB), got {channels!r}")
         self.channels = channels  # type: ignore[misc]  # instance value shadows the class default
         image_size = check_positive_int(image_size, "image_size")
         self.native_size = image_size  # type: ignore[misc]
-        super().__init__(root, batch_size, num_workers, False, image_size, val_fraction, random_flip, seed)
+        #: the class names (sorted sub-folder names) when ``conditional``, else None
+        self.classes: list[str] | None = None
+        if check_bool(conditional, "conditional"):
+            self.classes = find_classes(self._class_root(Path(str(root)).expanduser()))
+            self.label_classes = len(self.classes)  # type: ignore[misc]  # instance value shadows the class default
+        super().__init__(root, batch_size, num_workers, False, image_size, val_fraction, random_flip, seed,
+                         conditional)
         split_sizes(10**6, val_fraction, test_fraction)
         self.test_fraction = test_fraction
         self.save_hyperparameters()
+
+    @property
+    def class_to_idx(self) -> dict[str, int] | None:
+        """Class name → label, when ``conditional`` (as torchvision's ``ImageFolder.class_to_idx``), else None."""
+        return None if self.classes is None else {c: i for i, c in enumerate(self.classes)}
+
+    @staticmethod
+    def _class_root(root: Path) -> Path:
+        """The folder whose sub-folders are the classes: ``root/train`` when it exists, else ``root``."""
+        return root / "train" if (root / "train").is_dir() else root
+
+    def _file_targets(self, files: list[Path], root: Path) -> list[int]:
+        """The class index of each file, from its top sub-folder (below ``train/``, ``val/`` or ``test/`` in the
+        split layout)."""
+        class_to_idx = self.class_to_idx
+        assert class_to_idx is not None
+        depth = 1 if self._class_root(root) != root else 0
+        targets = []
+        for f in files:
+            parts = f.relative_to(root).parts
+            folder = root.joinpath(*parts[:depth])
+            if len(parts) < depth + 2:
+                raise ValueError(
+                    f"conditional=True takes the class of an image from its sub-folder of {folder}, but {f} sits "
+                    f"directly in it: move it into one of the class folders ({', '.join(class_to_idx)}), or set "
+                    f"conditional: false"
+                )
+            name = parts[depth]
+            if name not in class_to_idx:
+                raise ValueError(
+                    f"{f} is in the class folder {folder / name}, which is not a class of the training images "
+                    f"(the sub-folders of {self._class_root(root)}: {', '.join(class_to_idx)}); rename or remove it"
+                )
+            targets.append(class_to_idx[name])
+        return targets
 
     def transform(self, train: bool) -> T.Compose:
         # Files may have any size and aspect ratio: always resize the short side, then crop square.
@@ -445,4 +575,6 @@ class ImageFolderDataModule(VisionDataModule):
             val = files[sizes["train"] : sizes["train"] + sizes["val"]]
             test = files[sizes["train"] + sizes["val"] :]
         parts = {"train": train, "val": val, "test": test}
-        return {split: ImageFiles(paths, mode) for split, paths in parts.items()}
+        if not self.conditional:
+            return {split: ImageFiles(paths, mode) for split, paths in parts.items()}
+        return {split: ImageFiles(paths, mode, self._file_targets(paths, root)) for split, paths in parts.items()}

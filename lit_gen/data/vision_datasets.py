@@ -1,4 +1,4 @@
-"""Image datasets that read the standard on-disk layouts safely, and a label-dropping wrapper.
+"""Image datasets that read the standard on-disk layouts safely, and label-dropping and label-keeping wrappers.
 
 * CIFAR-10 batches are pickles: they are read with :func:`lit_gen.utils.safe_pickle.safe_load`, a restricted
   unpickler that builds dicts, lists, numbers, strings and numpy arrays and refuses anything else, so a crafted
@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from PIL import Image
 from torch import Tensor
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Subset
 from torchvision.datasets import CIFAR10, SVHN
 from torchvision.datasets.folder import IMG_EXTENSIONS
 from torchvision.datasets.utils import calculate_md5
@@ -84,6 +85,43 @@ class ImagesOnly(Dataset):
         item = self.base[index]
         image = item[0] if isinstance(item, tuple) else item
         return self.transform(image)
+
+
+class LabeledImages(Dataset):
+    """Wraps a dataset of ``(image, label, ...)`` tuples (or bare images) and its labels ``targets`` (one per
+    item): returns ``(transform(image), label)``, ``label`` an int (collated by ``lit_gen.data.base.labeled_collate``).
+    """
+
+    def __init__(self, base: Dataset, transform: Callable[[Any], Tensor], targets: Tensor) -> None:
+        if len(targets) != len(base):  # type: ignore[arg-type]
+            raise ValueError(f"expected one label per image: {len(base)} images but {len(targets)} labels")  # type: ignore[arg-type]
+        self.base = base
+        self.transform = transform
+        self.targets = targets
+
+    def __len__(self) -> int:
+        return len(self.base)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> tuple[Tensor, int]:
+        item = self.base[index]
+        image = item[0] if isinstance(item, tuple) else item
+        return self.transform(image), int(self.targets[index])
+
+
+def dataset_targets(dataset: Dataset) -> Tensor | None:
+    """The class labels of every item of ``dataset`` as a ``torch.long`` tensor, or ``None`` when it has none.
+
+    Read from a ``targets`` attribute (torchvision's MNIST and CIFAR-10, :class:`ImageFiles` with labels) or a
+    ``labels`` one (SVHN, where torchvision already maps the files' label 10 to the digit 0), through ``Subset``s.
+    """
+    if isinstance(dataset, Subset):
+        targets = dataset_targets(dataset.dataset)
+        return None if targets is None else targets[torch.as_tensor(list(dataset.indices), dtype=torch.long)]
+    for name in ("targets", "labels"):
+        values = getattr(dataset, name, None)
+        if values is not None and not callable(values):
+            return torch.as_tensor(np.asarray(values)).to(torch.long).reshape(-1)
+    return None
 
 
 class CIFAR10Files(CIFAR10):
@@ -238,12 +276,54 @@ def find_images(root: str | Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMG_EXTENSIONS)
 
 
-class ImageFiles(Dataset):
-    """A list of image files read as PIL images in ``mode`` ("RGB" or "L"); see :func:`open_image`."""
+def find_classes(root: str | Path) -> list[str]:
+    """The class names of an image tree with one sub-folder per class: the sub-folder names of ``root``, sorted
+    (as torchvision's ``ImageFolder``, so the class indices agree with its ``class_to_idx``).
 
-    def __init__(self, files: Sequence[Path], mode: str = "RGB") -> None:
+    Raises FileNotFoundError when ``root`` is not a folder, and ValueError when image files sit directly in
+    ``root`` (their class is unknown), when it has no sub-folders, or when a sub-folder holds no image.
+    """
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(f"image folder not found: {root} (absolute: {root.resolve()}); point `root` "
+                                f"(data.init_args.root) at a folder with one sub-folder of images per class")
+    stray = sorted(p.name for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMG_EXTENSIONS)
+    if stray:
+        shown = ", ".join(stray[:5]) + (", ..." if len(stray) > 5 else "")
+        raise ValueError(
+            f"conditional=True takes the class of an image from its sub-folder of {root}, but {len(stray)} image "
+            f"files sit directly in it ({shown}): move them into one sub-folder per class (e.g. {root}/<class>/), or "
+            f"set conditional: false"
+        )
+    classes = sorted(entry.name for entry in os.scandir(root) if entry.is_dir())
+    if not classes:
+        raise ValueError(f"conditional=True needs one sub-folder of images per class under {root}, but it has no "
+                         f"sub-folders; sort the images into {root}/<class>/, or set conditional: false")
+    empty = [c for c in classes if not _holds_an_image(root / c)]
+    if empty:
+        raise ValueError(
+            f"the class folders {', '.join(empty)} under {root} hold no image files ({', '.join(IMG_EXTENSIONS)}, "
+            f"searched recursively); every sub-folder is a class: remove the empty ones or add their images"
+        )
+    return classes
+
+
+def _holds_an_image(folder: Path) -> bool:
+    return any(p.is_file() and p.suffix.lower() in IMG_EXTENSIONS for p in folder.rglob("*"))
+
+
+class ImageFiles(Dataset):
+    """A list of image files read as PIL images in ``mode`` ("RGB" or "L"); see :func:`open_image`.
+
+    ``targets`` (optional, one int per file) are the files' class labels, read by :func:`dataset_targets`.
+    """
+
+    def __init__(self, files: Sequence[Path], mode: str = "RGB", targets: Sequence[int] | None = None) -> None:
         self.files = list(files)
         self.mode = mode
+        if targets is not None and len(targets) != len(self.files):
+            raise ValueError(f"expected one label per file: {len(self.files)} files but {len(targets)} labels")
+        self.targets = None if targets is None else list(targets)
 
     def __len__(self) -> int:
         return len(self.files)

@@ -5,6 +5,7 @@ Nothing here imports Lightning; every piece works in a plain PyTorch loop.
 """
 
 from lit_gen.diffusion.denoiser import Denoiser, GaussianDenoiser, NetworkDenoiser
+from lit_gen.diffusion.guidance import ConditionalDenoiser, ConditionalNetworkDenoiser, GuidedDenoiser, drop_labels
 from lit_gen.diffusion.kernel_score import KernelDenoiser, TorusKernelDenoiser, wrap_to_torus
 from lit_gen.diffusion.kernels import (
     GaussianKernel,
@@ -16,8 +17,9 @@ from lit_gen.diffusion.kernels import (
     transition_log_prob,
 )
 from lit_gen.diffusion.likelihood import LikelihoodOutput, bits_per_dim, dequantize, pf_ode_log_prob
-from lit_gen.diffusion.losses import Weighting, dsm_loss, min_snr_weight
-from lit_gen.diffusion.oism import oism_loss, oism_posterior_mean, oism_target
+from lit_gen.diffusion.losses import DiffusionLoss, DSMLoss, Weighting, dsm_loss, min_snr_weight
+from lit_gen.diffusion.ode import ODESolution, odeint
+from lit_gen.diffusion.oism import OISMLoss, oism_loss, oism_posterior_mean, oism_target
 from lit_gen.diffusion.parametrization import (
     PREDICTIONS,
     Prediction,
@@ -33,10 +35,12 @@ from lit_gen.diffusion.samplers import (
     SampleOutput,
     ddim_sample,
     ddpm_sample,
+    dpm_solver_pp_sample,
     euler_maruyama_sample,
     get_sampler,
     heun_sample,
     karras_sigmas,
+    pf_ode_sample,
 )
 from lit_gen.diffusion.samplers.ddaebm import ddaebm_sample
 from lit_gen.diffusion.schedules import (
@@ -89,9 +93,14 @@ __all__ = [
     "ddim_sample",
     "heun_sample",
     "euler_maruyama_sample",
+    "dpm_solver_pp_sample",
+    "pf_ode_sample",
     "karras_sigmas",
     "ddaebm_sample",
     "oism_loss",
+    "OISMLoss",
+    "DiffusionLoss",
+    "DSMLoss",
     "oism_target",
     "oism_posterior_mean",
     "KernelDenoiser",
@@ -101,4 +110,10 @@ __all__ = [
     "pf_ode_log_prob",
     "dequantize",
     "bits_per_dim",
+    "ODESolution",
+    "odeint",
+    "ConditionalDenoiser",
+    "ConditionalNetworkDenoiser",
+    "GuidedDenoiser",
+    "drop_labels",
 ]

@@ -38,7 +38,8 @@ from lit_gen.diffusion.samplers._common import full_t
 from lit_gen.diffusion.samplers.heun import EDM_SIGMA_MAX
 from lit_gen.diffusion.schedules import NoiseSchedule
 
-__all__ = ["LikelihoodOutput", "pf_ode_log_prob", "dequantize", "bits_per_dim", "EXACT_DIVERGENCE_MAX_DIM"]
+__all__ = ["EXACT_DIVERGENCE_MAX_DIM", "LikelihoodOutput", "bits_per_dim", "dequantize", "divergence_fn",
+           "pf_ode_log_prob"]
 
 EXACT_DIVERGENCE_MAX_DIM = 16
 Divergence = Literal["auto", "exact", "hutchinson"]
@@ -53,8 +54,14 @@ class LikelihoodOutput:
     nfe: int
 
 
-def _divergence_fn(mode: str, dim: int, generator: torch.Generator | None) -> Callable[[Tensor, Tensor], Tensor]:
-    """A function ``(out, y) -> tr ∂out/∂y`` (B,) for ``out = D(y)``; ``y`` must require grad."""
+def divergence_fn(
+    mode: str, dim: int, generator: torch.Generator | None = None
+) -> Callable[[Tensor, Tensor], Tensor]:
+    """A function ``(out, y) -> tr ∂out/∂y`` (B,) for ``out = D(y)``; ``y`` must require grad.
+
+    ``exact``: ``dim`` backward passes; ``hutchinson``: ``εᵀ ∂out/∂y ε`` with one Rademacher ``ε`` per sample,
+    drawn on first use from ``generator`` and kept for every later call (Hutchinson 1989; Grathwohl et al. 2019);
+    ``auto``: exact up to 16 dimensions. Shared by the diffusion and the flow likelihoods."""
     if mode == "auto":
         mode = "exact" if dim <= EXACT_DIVERGENCE_MAX_DIM else "hutchinson"
     if mode == "exact":
@@ -124,7 +131,7 @@ def pf_ode_log_prob(
         )
     batch, dim = x.shape[0], x[0].numel()
     dtype = x.dtype
-    div = _divergence_fn(divergence, dim, generator)
+    div = divergence_fn(divergence, dim, generator)
     u0, u1 = math.log(s_min), math.log(s_max)
     h = (u1 - u0) / num_steps
 

@@ -11,8 +11,9 @@ from torch import Tensor
 from lit_gen.diffusion._random import randint, randn
 from lit_gen.diffusion.parametrization import Prediction, check_prediction, training_target
 from lit_gen.diffusion.schedules import NoiseSchedule
+from lit_gen.utils.config import RecordsInit
 
-__all__ = ["Weighting", "min_snr_weight", "dsm_loss"]
+__all__ = ["DSMLoss", "DiffusionLoss", "Weighting", "dsm_loss", "min_snr_weight"]
 
 Weighting = Literal["none", "min_snr"]
 
@@ -92,3 +93,35 @@ def dsm_loss(
     if weighting == "min_snr":
         per_sample = per_sample * min_snr_weight(alpha_bar / one_minus, prediction, gamma).to(per_sample.dtype)
     return per_sample.mean()
+
+
+class DiffusionLoss(RecordsInit):
+    """Interface of a diffusion training objective, called as ``loss(net, schedule, x0, prediction) -> Tensor``.
+
+    ``net(x_t, t)`` predicts ``prediction`` (``eps``, ``x0`` or ``v``) for the batch ``x0`` noised by ``schedule``;
+    the result is the scalar loss. A user's own objective subclasses it and is chosen in YAML by ``class_path``
+    (``model.init_args.loss``), in the manner of the loss classes of Karras et al. (2022)'s EDM code.
+    """
+
+    def __call__(
+        self, net: Callable[[Tensor, Tensor], Tensor], schedule: NoiseSchedule, x0: Tensor, prediction: Prediction
+    ) -> Tensor:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in vars(self).items())})"
+
+
+class DSMLoss(DiffusionLoss):
+    """:func:`dsm_loss` with its weighting: ``none`` or min-SNR-γ (``gamma``)."""
+
+    def __init__(self, weighting: Weighting = "none", gamma: float = 5.0) -> None:
+        if weighting not in ("none", "min_snr"):
+            raise ValueError(f"weighting must be 'none' or 'min_snr', got {weighting!r}")
+        self.weighting = weighting
+        self.gamma = float(gamma)
+
+    def __call__(
+        self, net: Callable[[Tensor, Tensor], Tensor], schedule: NoiseSchedule, x0: Tensor, prediction: Prediction
+    ) -> Tensor:
+        return dsm_loss(net, schedule, x0, prediction=prediction, weighting=self.weighting, gamma=self.gamma)

@@ -22,11 +22,11 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from lit_gen.diffusion.losses import Weighting, dsm_loss
+from lit_gen.diffusion.losses import DiffusionLoss, Weighting, dsm_loss
 from lit_gen.diffusion.parametrization import Prediction, check_prediction
 from lit_gen.diffusion.schedules import NoiseSchedule
 
-__all__ = ["oism_posterior_mean", "oism_target", "oism_loss"]
+__all__ = ["OISMLoss", "oism_loss", "oism_posterior_mean", "oism_target"]
 
 
 def oism_posterior_mean(
@@ -132,3 +132,23 @@ def oism_loss(
 
     return dsm_loss(net, schedule, x0, prediction, weighting, gamma, t=t, noise=noise, generator=generator,
                     target_fn=target_fn)
+
+
+class OISMLoss(DiffusionLoss):
+    """:func:`oism_loss` as a :class:`~lit_gen.diffusion.losses.DiffusionLoss`: the posterior-averaged target
+    over ``reference_size`` points of the batch (capped at the batch size; ``1`` is plain DSM)."""
+
+    def __init__(self, reference_size: int = 64, weighting: Weighting = "none", gamma: float = 5.0) -> None:
+        if isinstance(reference_size, bool) or not isinstance(reference_size, int) or reference_size < 1:
+            raise ValueError(f"need reference_size >= 1, got {reference_size!r}")
+        if weighting not in ("none", "min_snr"):
+            raise ValueError(f"weighting must be 'none' or 'min_snr', got {weighting!r}")
+        self.reference_size = reference_size
+        self.weighting = weighting
+        self.gamma = float(gamma)
+
+    def __call__(
+        self, net: Callable[[Tensor, Tensor], Tensor], schedule: NoiseSchedule, x0: Tensor, prediction: Prediction
+    ) -> Tensor:
+        return oism_loss(net, schedule, x0, prediction=prediction, weighting=self.weighting, gamma=self.gamma,
+                         reference_size=min(self.reference_size, x0.shape[0]))

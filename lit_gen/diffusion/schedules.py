@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from lit_gen.diffusion.kernels import gaussian_log_prob, posterior_coefficients, transition_log_prob
+from lit_gen.utils.config import RecordsInit
 
 __all__ = [
     "NoiseSchedule",
@@ -60,7 +61,7 @@ def _broadcast_to_data(coef: Tensor, x: Tensor) -> Tensor:
     return coef.reshape(-1, *([1] * (x.dim() - 1)))
 
 
-class NoiseSchedule(nn.Module):
+class NoiseSchedule(RecordsInit, nn.Module):
     """Base class: a table of ``log ᾱ_t`` for ``t = 0..T−1`` and everything derived from it.
 
     Subclasses implement :meth:`_log_alpha_bar_table` (float64, shape (:attr:`num_levels`,), strictly

@@ -9,9 +9,23 @@ from lit_gen.losses.dcd import (
     recovery_energy,
 )
 from lit_gen.losses.ddaebm import diag_gaussian_nll, energy_step_loss, generator_step_loss, kl_to_standard_normal
+from lit_gen.losses.energy_loss import (
+    ENERGY_LOSSES,
+    ContrastiveDivergence,
+    DenoisingScoreMatching,
+    EnergyLoss,
+    SlicedScoreMatching,
+    build_energy_loss,
+)
 from lit_gen.losses.score_matching import denoising_score_matching_loss, sliced_score_matching_loss
 
 __all__ = [
+    "ENERGY_LOSSES",
+    "ContrastiveDivergence",
+    "DenoisingScoreMatching",
+    "EnergyLoss",
+    "SlicedScoreMatching",
+    "build_energy_loss",
     "DiffusionKernel",
     "contrastive_divergence_loss",
     "dcd_loss",

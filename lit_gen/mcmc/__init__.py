@@ -4,9 +4,41 @@ Samplers share ``run(energy, x, num_steps, *, generator=None) -> MCMCResult``:
 ``Langevin`` (ULA, exact or tempered), ``MALA`` and ``HMC`` (Metropolis–Hastings corrected).
 Chain initialisation: ``ReplayBuffer`` (persistent chains), ``NoiseInit`` (short-run), ``DataInit`` (CD-k),
 with init distributions ``UniformInit`` and ``GaussianInit``.
+``ReplicaExchange`` (parallel tempering around any of them), ``adapt_step_size`` / ``DualAveraging`` (step size to a
+target acceptance), ``ais_log_partition`` / ``ais_log_partition_reverse`` / ``ais_bracket`` (log Z and NLL by AIS),
+and the diagnostics ``effective_sample_size``, ``split_rhat``, ``autocorrelation``, ``acceptance_rate``.
 """
 
+from lit_gen.mcmc.adaptation import DEFAULT_TARGET_ACCEPT, AdaptationResult, DualAveraging, adapt_step_size
+from lit_gen.mcmc.ais import (
+    AISBracket,
+    AISResult,
+    ais_bracket,
+    ais_log_partition,
+    ais_log_partition_reverse,
+    annealing_schedule,
+    fit_gaussian_base,
+    gather_log_weights,
+    uniform_box_base,
+    weight_statistics,
+)
 from lit_gen.mcmc.base import EnergyFn, MCMCResult, MCMCSampler, energy_and_grad
+from lit_gen.mcmc.conditional import (
+    conditional_energy,
+    guided_energy,
+    jem_accuracy,
+    jem_class_energy,
+    jem_energy,
+    product_of_experts,
+)
+from lit_gen.mcmc.diagnostics import (
+    MCMCDiagnostics,
+    acceptance_rate,
+    autocorrelation,
+    effective_sample_size,
+    split_rhat,
+    summarize,
+)
 from lit_gen.mcmc.hmc import HMC
 from lit_gen.mcmc.init import (
     ChainInit,
@@ -19,10 +51,34 @@ from lit_gen.mcmc.init import (
 )
 from lit_gen.mcmc.langevin import Langevin
 from lit_gen.mcmc.mala import MALA
+from lit_gen.mcmc.tempering import ReplicaExchange, ReplicaExchangeResult, geometric_temperatures
 
 SAMPLERS: dict[str, type[MCMCSampler]] = {"langevin": Langevin, "mala": MALA, "hmc": HMC}
 
 __all__ = [
+    "DEFAULT_TARGET_ACCEPT",
+    "AISBracket",
+    "AISResult",
+    "AdaptationResult",
+    "DualAveraging",
+    "MCMCDiagnostics",
+    "ReplicaExchange",
+    "ReplicaExchangeResult",
+    "acceptance_rate",
+    "adapt_step_size",
+    "ais_bracket",
+    "ais_log_partition",
+    "ais_log_partition_reverse",
+    "annealing_schedule",
+    "autocorrelation",
+    "effective_sample_size",
+    "fit_gaussian_base",
+    "gather_log_weights",
+    "geometric_temperatures",
+    "split_rhat",
+    "summarize",
+    "uniform_box_base",
+    "weight_statistics",
     "HMC",
     "MALA",
     "SAMPLERS",
@@ -38,4 +94,10 @@ __all__ = [
     "ReplayBuffer",
     "UniformInit",
     "energy_and_grad",
+    "conditional_energy",
+    "guided_energy",
+    "jem_accuracy",
+    "jem_class_energy",
+    "jem_energy",
+    "product_of_experts",
 ]

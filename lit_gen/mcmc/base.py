@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from lit_gen.utils.config import RecordsInit
+
 EnergyFn = Callable[[Tensor], Tensor]
 
 __all__ = ["EnergyFn", "MCMCResult", "MCMCSampler", "check_positive", "energy_and_grad"]
@@ -28,10 +30,14 @@ class MCMCResult:
         stats: ``"acceptance_rate"`` (1.0 for unadjusted Langevin), ``"mean_energy"`` (mean over chains of the
             energy at the last evaluation), ``"grad_norm"`` (mean per-chain ``‖∇E‖`` at the last step) and
             ``"steps"`` (number of steps run).
+        accept_prob: per step, the mean over chains of the Metropolis–Hastings acceptance probability
+            ``min(1, α)``, shape ``(num_steps,)``, float64, on the states' device; ``None`` for samplers without an
+            accept test (Langevin). Less noisy than the accepted fraction: step-size adaptation feeds on it.
     """
 
     x: Tensor
     stats: dict[str, float] = field(default_factory=dict)
+    accept_prob: Tensor | None = None
 
 
 def _check_energy_output(e: object, x: Tensor) -> Tensor:
@@ -117,7 +123,7 @@ def check_positive(name: str, value: float) -> float:
     return value
 
 
-class MCMCSampler:
+class MCMCSampler(RecordsInit):
     """Base class: validates inputs, prepares the states, and leaves the chain update to ``_run``.
 
     ``run`` works whether or not the caller is under ``torch.no_grad()`` or ``torch.inference_mode()``: it
@@ -164,12 +170,14 @@ class MCMCSampler:
             raise ValueError(f"x must have shape (B, *shape) with B >= 1, got {tuple(x.shape)}")
         with torch.inference_mode(False), torch.enable_grad():
             x0 = x.detach().clone()
-            xs, stats = self._run(energy, x0, num_steps, generator)
-        return MCMCResult(x=xs.detach(), stats=stats)
+            out = self._run(energy, x0, num_steps, generator)
+        # A subclass returns (states, stats), or (states, stats, per-step acceptance probabilities).
+        accept_prob = out[2].detach() if len(out) > 2 and out[2] is not None else None
+        return MCMCResult(x=out[0].detach(), stats=out[1], accept_prob=accept_prob)
 
     def _run(
         self, energy: EnergyFn, x: Tensor, num_steps: int, generator: torch.Generator | None
-    ) -> tuple[Tensor, dict[str, float]]:
+    ) -> tuple[Tensor, dict[str, float]] | tuple[Tensor, dict[str, float], Tensor | None]:
         raise NotImplementedError
 
     def _raise_if_nonfinite(self, checks: list[Tensor], num_steps: int) -> None:

@@ -73,12 +73,12 @@ class HMC(MCMCSampler):
 
     def _run(
         self, energy: EnergyFn, x: Tensor, num_steps: int, generator: torch.Generator | None
-    ) -> tuple[Tensor, dict[str, float]]:
+    ) -> tuple[Tensor, dict[str, float], Tensor]:
         e, g, check = _grad(energy, x.requires_grad_(True))
         x = x.detach()
         self._check_initial(check)
         accepted = torch.zeros((), dtype=torch.float64, device=x.device)
-        flags = []
+        flags, probs = [], []
         for _ in range(num_steps):
             p0 = _randn_like(x, generator)
             x_new, p_new, e_new, g_new, ok = self.leapfrog(energy, x, p0, g)
@@ -87,8 +87,10 @@ class HMC(MCMCSampler):
                 log_alpha = (e + 0.5 * _per_chain_sq_norm(p0)) - (e_new + 0.5 * _per_chain_sq_norm(p_new))
                 accept = _log_uniform(x.shape[0], generator, x.device) < log_alpha
                 accepted += accept.sum()
+                probs.append(log_alpha.double().clamp(max=0.0).exp().mean())
                 x = torch.where(_bcast(accept, x), x_new, x)
                 g = torch.where(_bcast(accept, g), g_new, g)
                 e = torch.where(accept, e_new, e)
         self._raise_if_nonfinite(flags, num_steps)
-        return x, self._stats(accepted / (num_steps * x.shape[0]), e, g, num_steps)
+        stats = self._stats(accepted / (num_steps * x.shape[0]), e, g, num_steps)
+        return x, stats, torch.stack(probs)

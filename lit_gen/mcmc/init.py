@@ -22,6 +22,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from lit_gen.utils.config import RecordsInit
+
 __all__ = [
     "ChainInit",
     "DataInit",
@@ -67,7 +69,7 @@ def _check_n(n: int) -> int:
     return n
 
 
-class InitDistribution:
+class InitDistribution(RecordsInit):
     """A distribution to start chains from: ``sample(n, shape, generator, device, dtype) -> (n, *shape)``."""
 
     def sample(
@@ -201,7 +203,7 @@ def _check_data(data: Tensor) -> None:
         )
 
 
-class ChainInit:
+class ChainInit(RecordsInit):
     """Where chains start: ``initial(data, generator)`` before sampling, ``update(samples)`` after.
 
     ``data`` is the current training batch; it gives the number of chains, their shape, device and dtype.

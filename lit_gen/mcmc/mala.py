@@ -58,13 +58,13 @@ class MALA(MCMCSampler):
 
     def _run(
         self, energy: EnergyFn, x: Tensor, num_steps: int, generator: torch.Generator | None
-    ) -> tuple[Tensor, dict[str, float]]:
+    ) -> tuple[Tensor, dict[str, float], Tensor]:
         eta, sigma = self.step_size, math.sqrt(2.0 * self.step_size)
         e, g, check = _grad(energy, x.requires_grad_(True))
         x = x.detach()
         self._check_initial(check)
         accepted = torch.zeros((), dtype=torch.float64, device=x.device)
-        flags = []
+        flags, probs = [], []
         for _ in range(num_steps):
             with torch.no_grad():
                 x_prop = x - eta * g + sigma * _randn_like(x, generator)
@@ -76,8 +76,10 @@ class MALA(MCMCSampler):
                 # log u < log α accepts with probability min(1, α); a NaN ratio compares False (reject).
                 accept = _log_uniform(x.shape[0], generator, x.device) < log_alpha
                 accepted += accept.sum()
+                probs.append(log_alpha.double().clamp(max=0.0).exp().mean())
                 x = torch.where(_bcast(accept, x), x_prop, x)
                 g = torch.where(_bcast(accept, g), g_prop, g)
                 e = torch.where(accept, e_prop, e)
         self._raise_if_nonfinite(flags, num_steps)
-        return x, self._stats(accepted / (num_steps * x.shape[0]), e, g, num_steps)
+        stats = self._stats(accepted / (num_steps * x.shape[0]), e, g, num_steps)
+        return x, stats, torch.stack(probs)

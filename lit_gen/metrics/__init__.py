@@ -11,6 +11,17 @@ from lit_gen.metrics.frechet import (
 )
 from lit_gen.metrics.grid_nll import energy_grid, grid_log_partition, grid_nll
 from lit_gen.metrics.mmd import MaximumMeanDiscrepancy, mmd2_unbiased
+from lit_gen.metrics.mnist_classifier import (
+    MNIST_FEATURES,
+    MNISTClassifier,
+    as_mnist_images,
+    fd_mnist_metric,
+    load_mnist_arrays,
+    load_mnist_classifier,
+    mnist_classifier_path,
+    train_mnist_classifier,
+)
+from lit_gen.metrics.mnist_score import class_histogram_report, mnist_sample_report
 from lit_gen.metrics.mode_peaks import ModePeakReport, mode_peak_report
 from lit_gen.metrics.ood import image_ood_sets, ood_auroc, ood_report
 from lit_gen.metrics.sliced_wasserstein import (
@@ -31,6 +42,16 @@ __all__ = [
     "inception_score",
     "load_digits_classifier",
     "MaximumMeanDiscrepancy",
+    "MNIST_FEATURES",
+    "MNISTClassifier",
+    "as_mnist_images",
+    "class_histogram_report",
+    "fd_mnist_metric",
+    "load_mnist_arrays",
+    "load_mnist_classifier",
+    "mnist_classifier_path",
+    "mnist_sample_report",
+    "train_mnist_classifier",
     "ModePeakReport",
     "SlicedWassersteinDistance",
     "energy_grid",

@@ -6,10 +6,11 @@ from lit_gen.models.ddaebm import DDAEBMModule
 from lit_gen.models.diffusion import DiffusionModule
 from lit_gen.models.ebm import EBMModule
 from lit_gen.models.energy import EnergyModule
+from lit_gen.models.flow_matching import FlowMatchingModule
 from lit_gen.models.kernel_diffusion import KernelDiffusionModule
 
 __all__ = [
     "DCDModule", "DDAEBMModule", "DiffusionModule", "EBMModule", "EnergyModule", "GenerativeModule",
-    "KernelDiffusionModule",
+    "FlowMatchingModule", "KernelDiffusionModule",
     "NetFactory", "build_network",
 ]

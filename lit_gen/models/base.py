@@ -1,24 +1,17 @@
-"""The interface every lit_gen method shares, and the evaluation wiring built on it.
+"""The interface every lit_gen method shares: sampling, optimizers, checking, resume, and the evaluation loop.
 
-A ``GenerativeModule`` can ``sample(n, **sampler_kwargs)``; modules with an energy also implement
-``energy(x)``. Validation and test compare ``n`` fresh samples with ``n`` held-out points through the
-sliced Wasserstein-1 distance (Rabin et al. 2011; Bonneel et al. 2015) and the unbiased MMD² (Gretton et al.
-2012) for vector data; the test report adds the data-vs-data floor (the same metric between train and test
-points: what a perfect model would score) and whatever a method adds through ``extra_test_metrics``.
-
-Evaluation cost does not grow with the split: the metrics see a capped, seeded random subsample of the held-out
-split (``eval_max_points`` for SW1, ``mmd_max_points`` for MMD², ``val_max_points`` in validation), the model
-samples only that many points, and the floor uses the same test subsample against as many train points.
+A ``GenerativeModule`` can ``sample(n, **sampler_kwargs)``; modules with an energy also implement ``energy(x)``.
+Validation and test run the module's evaluators (:mod:`lit_gen.evaluation`, listed by ``configure_evaluators``):
+SW1/MMD² against held-out data with their data-vs-data floors for vector data, FD-digits for the sklearn digits,
+and whatever a method adds (probability-flow NLL, grid NLL, OOD AUROCs, denoising PSNR). The test report collects
+their figures, is logged under ``test/`` and saved as ``test_report.json``/``.md`` in the run folder.
 """
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import lightning as L
 import torch
@@ -29,16 +22,12 @@ from torch import Tensor, nn
 from lit_gen._env import relax_cuda_check_without_gpu
 from lit_gen.callbacks.checkpoint_io import use_atomic_checkpoints
 from lit_gen.compat import batches_processed_this_epoch, fit_dataloaders, loggers_write_this_step
-from lit_gen.contract import data_digits_like, data_seed, data_split
+from lit_gen.contract import split_batch
+from lit_gen.evaluation import FDMNIST, Evaluator, FDDigits, SampleDistances, write_report
 from lit_gen.mcmc.sanity import chain_sanity_problems
-from lit_gen.metrics import (
-    MaximumMeanDiscrepancy,
-    SlicedWassersteinDistance,
-    mmd2_unbiased,
-    sliced_wasserstein,
-)
 from lit_gen.models._checkpoint import state_dict_mismatch
 from lit_gen.models.resume import apply_configured_optimizer_settings
+from lit_gen.utils.config import RecordsInit
 from lit_gen.utils.rank_state import (
     capture_rng_state,
     decorrelate_rank_rngs,
@@ -47,25 +36,54 @@ from lit_gen.utils.rank_state import (
     select_rank,
 )
 
+E = TypeVar("E", bound=Evaluator)
+
 NetFactory = Callable[[tuple[int, ...]], nn.Module]
 """A network class (or any callable) taking the data shape and returning the module.
 
 In YAML, give ``class_path`` and the hyper-parameters; the data shape comes from the data module."""
 
 
-def build_network(net: NetFactory | nn.Module, data_shape: Sequence[int]) -> nn.Module:
-    """Instantiate ``net`` for ``data_shape`` unless it is already a module."""
+def build_network(net: NetFactory | nn.Module, data_shape: Sequence[int], num_classes: int | None = None) -> nn.Module:
+    """Instantiate ``net`` for ``data_shape`` unless it is already a module; with ``num_classes = K`` the factory is
+    called with ``num_classes=K`` (lit_gen's networks then take ``y`` as their last, optional forward argument)."""
     if isinstance(net, nn.Module):
+        have = int(getattr(net, "num_classes", 0) or 0)
+        if num_classes and have != num_classes:
+            raise ValueError(f"the given network was built for num_classes={have}, but the model has "
+                             f"num_classes={num_classes}: build it with num_classes={num_classes}")
         return net
     if not callable(net):
         raise TypeError(f"expected a network class, factory or nn.Module, got {type(net).__name__}")
-    module = net(tuple(int(s) for s in data_shape))
+    shape = tuple(int(s) for s in data_shape)
+    if num_classes:
+        try:
+            module = net(shape, num_classes=num_classes)
+        except TypeError as err:
+            if "num_classes" not in str(err):
+                raise
+            raise TypeError(
+                f"the network factory {getattr(net, '__name__', net)!r} takes no num_classes argument, but the model "
+                f"is conditional (num_classes={num_classes}): use a lit_gen network or add num_classes to yours "
+                f"(its forward then takes y=None as the last argument; docs/architecture.md#conditioning)"
+            ) from err
+    else:
+        module = net(shape)
     if not isinstance(module, nn.Module):
         raise TypeError(f"the network factory returned {type(module).__name__}, expected an nn.Module")
     return module
 
 
-class GenerativeModule(L.LightningModule):
+def refuse_labels(owner: str, num_classes: int | None) -> None:
+    """The error of a module that takes no class labels yet, when the CLI links ``data.num_classes`` into it."""
+    if num_classes is not None:
+        raise ValueError(
+            f"{owner} does not take class labels yet (num_classes={num_classes}): set data.init_args.conditional: "
+            "false, or use DiffusionModule, EBMModule or DCDModule for a conditional model"
+        )
+
+
+class GenerativeModule(RecordsInit, L.LightningModule):
     """Base class of every lit_gen method: sampling interface, optimizers, evaluation and the test report.
 
     Args:
@@ -87,13 +105,9 @@ class GenerativeModule(L.LightningModule):
             sampling, e.g. an EBM's long MCMC chain, is paid per point); drawn like the test one, fixed across
             epochs.
 
-    The subsample is drawn from a generator seeded by the data module's ``seed`` (never the global RNG, so
-    training draws are untouched), the same in every epoch and run. Under DDP the subsample is split among the
-    ranks (rank r takes entries r, r + W, ... of it, W the world size), so the gathered metric states hold
-    exactly the capped points, and the MMD² ones exactly the subsample's first ``mmd_max_points``. Without an
-    in-memory split, each rank takes at most ceil(cap / W) points in loader order. The test report states the
-    sizes used: ``eval_n_sw1``, ``eval_n_mmd``, ``eval_n_floor`` (train points of the floor) and
-    ``eval_n_test_split``.
+    How the capped subsample is drawn (seeded by the data module's ``seed``, split among DDP ranks) is described in
+    :mod:`lit_gen.evaluation.subsample`; the test report states the sizes used (``eval_n_sw1``, ``eval_n_mmd``,
+    ``eval_n_floor``, ``eval_n_test_split``).
     """
 
     def __init__(
@@ -105,8 +119,13 @@ class GenerativeModule(L.LightningModule):
         eval_max_points: int = 10000,
         mmd_max_points: int = 4000,
         val_max_points: int = 2000,
+        num_classes: int | None = None,
     ) -> None:
         super().__init__()
+        if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int)
+                                        or num_classes < 1):
+            raise ValueError(f"num_classes must be a positive int (or None: unconditional), got {num_classes!r}")
+        self.num_classes: int | None = num_classes
         self.data_shape = tuple(int(s) for s in data_shape)
         if not self.data_shape or any(s <= 0 for s in self.data_shape):
             raise ValueError(f"data_shape must be a non-empty tuple of positive sizes, got {data_shape}")
@@ -120,16 +139,9 @@ class GenerativeModule(L.LightningModule):
         self.eval_max_points = eval_max_points
         self.mmd_max_points = mmd_max_points
         self.val_max_points = val_max_points
-        self._eval_subsamples: dict[str, EvalSubsample] = {}
-        if self.eval_metrics:
-            self.val_sw1 = SlicedWassersteinDistance()
-            self.val_mmd = MaximumMeanDiscrepancy()
-            self.test_sw1 = SlicedWassersteinDistance()
-            self.test_mmd = MaximumMeanDiscrepancy()
-        # FD-digits (model vs test, and the train-vs-test floor) for grey images trained on the sklearn digits;
-        # a plain dict, so the metrics are neither sub-modules nor saved in checkpoints.
+        # FD-digits (model vs test, and the train-vs-test floor) for grey images trained on the sklearn digits
         self.fd_metrics = bool(eval_metrics) and self.is_image and self.data_shape[0] == 1
-        self._fd: dict[str, Any] | None = None
+        self._evaluator_list: nn.ModuleList | None = None  # built by `evaluators` (at set-up at the latest)
         self.last_test_report: dict[str, float] = {}
 
     # ----------------------------------------------------------------- interface
@@ -145,10 +157,6 @@ class GenerativeModule(L.LightningModule):
     def eval_sample(self, n: int) -> Tensor:
         """Samples used by validation, test and plots (the method's default sampler)."""
         return self.sample(n)
-
-    def extra_test_metrics(self, test_data: Tensor | None) -> dict[str, float]:
-        """Method-specific test figures (NLL, ...); ``test_data`` is the whole test split when in memory."""
-        return {}
 
     def check_batch(self, batch: Tensor) -> Tensor:
         """Validate a data batch and return it as a tensor of shape ``(B, *data_shape)``."""
@@ -170,6 +178,46 @@ class GenerativeModule(L.LightningModule):
             )
         self._last_batch = batch  # looked at by check_finite only when a loss goes non-finite
         return batch
+
+    def check_labelled_batch(self, batch: Any) -> tuple[Tensor, Tensor | None]:
+        """A training batch as ``(x, y)``: ``x`` checked by :meth:`check_batch`, ``y`` the class labels (long,
+        ``(B,)``, in ``[0, num_classes)``) of a conditional model, ``None`` for an unconditional one."""
+        x, y = split_batch(batch)
+        x = self.check_batch(x)
+        name = type(self).__name__
+        if y is None:
+            if self.num_classes is not None:
+                raise ValueError(
+                    f"{name} is conditional (num_classes={self.num_classes}) but the batch has no labels: set "
+                    f"data.init_args.conditional: true, or build the model without num_classes"
+                )
+            return x, None
+        if self.num_classes is None:
+            raise ValueError(
+                f"the batch carries class labels but {name} was built without num_classes: set the model's "
+                f"num_classes (lit-gen links it from data.num_classes) or data.init_args.conditional: false"
+            )
+        return x, self.check_labels(y, x.shape[0])
+
+    def check_labels(self, y: Tensor | int, n: int) -> Tensor:
+        """``y`` (an int, or ``(n,)`` integers) as a long tensor ``(n,)`` on the module's device, each in
+        ``[0, num_classes)``; a clear error for an unconditional model, a wrong shape or a label out of range."""
+        name = type(self).__name__
+        if self.num_classes is None:
+            raise ValueError(f"{name} was built without num_classes: it takes no class labels (drop y, or train a "
+                             f"conditional model with data.init_args.conditional: true)")
+        y = torch.as_tensor(y, device=self.device)
+        if y.dim() == 0:
+            y = y.expand(n)
+        if y.is_floating_point() or y.dtype == torch.bool or y.shape != (n,):
+            raise ValueError(f"class labels must be {n} integers (shape ({n},)) or one int, got dtype {y.dtype} and "
+                             f"shape {tuple(y.shape)}")
+        bad = (y < 0) | (y >= self.num_classes)
+        if bool(bad.any()):
+            i = int(bad.nonzero()[0])
+            raise ValueError(f"class label {int(y[i])} (entry {i}) is out of range for num_classes="
+                             f"{self.num_classes}: labels must lie in [0, {self.num_classes})")
+        return y.long()
 
     def logs_this_step(self) -> bool:
         """Whether Lightning's loggers write this training step's values (every ``trainer.log_every_n_steps``).
@@ -252,8 +300,22 @@ class GenerativeModule(L.LightningModule):
         return torch.utils.data.DataLoader(torch.arange(n), batch_size=batch_size)
 
     def predict_step(self, batch: Tensor, batch_idx: int) -> Tensor:
-        """Generate ``len(batch)`` samples (``lit-gen predict`` with :class:`~lit_gen.callbacks.SampleWriter`)."""
-        return self.sample(len(batch))
+        """Generate ``len(batch)`` samples (``lit-gen predict`` with :class:`~lit_gen.callbacks.SampleWriter`).
+
+        A conditional model draws class ``predict_class`` when set, else equal contiguous blocks of every class in
+        order (sample i of N has class ``i·K // N``: a grid of N/K columns shows one class per row), with guidance
+        weight ``predict_guidance`` when set (else the model's default)."""
+        if self.num_classes is None:
+            return self.sample(len(batch))
+        n = int(getattr(self, "predict_num_samples", 1000))
+        chosen = getattr(self, "predict_class", None)
+        if chosen is not None:
+            y = torch.full((len(batch),), int(chosen), dtype=torch.long)
+        else:
+            y = (batch.long() * self.num_classes) // max(n, 1)
+        guidance = getattr(self, "predict_guidance", None)
+        kwargs = {} if guidance is None else {"guidance_scale": float(guidance)}
+        return self.sample(len(batch), y=y, **kwargs)
 
     def trainable_parameters(self) -> Any:
         """Parameters handed to the optimizer (EMA copies excluded)."""
@@ -277,6 +339,7 @@ class GenerativeModule(L.LightningModule):
         relax_cuda_check_without_gpu()  # at set-up, not at import: importing lit_gen changes no environment
         if self._trainer is not None:
             use_atomic_checkpoints(self.trainer)
+        self.evaluators  # noqa: B018 -- built here, before Lightning moves the module (and its metrics) to the device
         if stage == "fit" and self._trainer is not None and self.trainer.world_size > 1:
             decorrelate_rank_rngs(self.global_rank)
 
@@ -289,6 +352,38 @@ class GenerativeModule(L.LightningModule):
         Subclasses that override this hook must call ``super().on_save_checkpoint(checkpoint)``.
         """
         checkpoint["rng_states"] = gather_to_rank_zero(capture_rng_state())
+        from lit_gen.models.hub import CONFIG_KEY, model_config
+
+        checkpoint[CONFIG_KEY] = model_config(self)
+
+    # ------------------------------------------------------------ reloading
+    @classmethod
+    def load_from_checkpoint(  # type: ignore[override]
+        cls, checkpoint_path: str | Path, map_location: Any = None, hparams_file: Any = None, strict: bool = True,
+        **kwargs: Any,
+    ) -> Any:
+        """Rebuild the exact model from ``checkpoint_path`` alone (:mod:`lit_gen.models.hub`); keyword arguments
+        replace single constructor arguments. Checkpoints without lit_gen's configuration go to Lightning's loader."""
+        from lit_gen.models.hub import CONFIG_KEY, load_checkpoint
+
+        if hparams_file is None and CONFIG_KEY in torch.load(checkpoint_path, map_location="cpu", weights_only=True,
+                                                              mmap=True):
+            return load_checkpoint(cls, checkpoint_path, map_location=map_location, strict=strict, **kwargs)
+        return super().load_from_checkpoint(checkpoint_path, map_location=map_location, hparams_file=hparams_file,
+                                            strict=strict, **kwargs)
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write ``config.json`` + ``model.safetensors`` (:func:`lit_gen.models.hub.save_pretrained`)."""
+        from lit_gen.models.hub import save_pretrained
+
+        return save_pretrained(self, directory)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, **overrides: Any) -> Any:
+        """The module written by :meth:`save_pretrained`, in eval mode, without a trainer."""
+        from lit_gen.models.hub import from_pretrained
+
+        return from_pretrained(directory, cls, **overrides)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Keep this rank's saved RNG states; they are set in ``on_train_start``.
@@ -296,6 +391,7 @@ class GenerativeModule(L.LightningModule):
         Not earlier: the sanity-check validation and the loaders' set-up run between loading and the first
         training batch, and in the interrupted run nothing drew random numbers between the save and the next batch.
         """
+        self.checkpoint_step = int(checkpoint.get("global_step", 0))  # the training step the weights are from
         states = checkpoint.get("rng_states")
         # only when fit resumes (not load_from_checkpoint, validate or test: a new run keeps its own seed)
         resuming = self._trainer is not None and self.trainer.state.fn == "fit"
@@ -321,140 +417,92 @@ class GenerativeModule(L.LightningModule):
             _replay_epoch_start_draws(self.trainer)
 
     # -------------------------------------------------------------- evaluation
-    def eval_subsample(self, split: str, batch_idx: int = 0) -> EvalSubsample:
-        """This rank's share of the capped evaluation subsample of ``split`` ("val" or "test") for this epoch.
+    def configure_evaluators(self) -> list[Evaluator]:
+        """The evaluators of validation and test (built once, at set-up, in this order).
 
-        Built at the epoch's first batch (``batch_idx == 0``) and kept until the next one; see the class
-        docstring for the rule (seeded subsample of the in-memory split, split among DDP ranks).
+        The base list: :class:`~lit_gen.evaluation.FDDigits` for grey images (it reports only when the data module
+        serves the sklearn digits) and :class:`~lit_gen.evaluation.SampleDistances` for vector data, when
+        ``eval_metrics`` is on. A method appends its own to ``super().configure_evaluators()``.
         """
-        sub = self._eval_subsamples.get(split)
-        if sub is None or batch_idx == 0:
-            sub = self._build_eval_subsample(split)
-            self._eval_subsamples[split] = sub
-        return sub
+        evaluators: list[Evaluator] = []
+        if self.fd_metrics:
+            evaluators.append(FDDigits(self.eval_max_points))
+            if self.data_shape == (1, 28, 28):  # reports only on the original MNIST files
+                evaluators.append(FDMNIST(min(self.eval_max_points, 2000)))
+        if self.eval_metrics:
+            evaluators.append(SampleDistances(self.eval_max_points, self.mmd_max_points, self.val_max_points))
+        return evaluators
 
-    def _build_eval_subsample(self, split: str) -> EvalSubsample:
-        cap = self.val_max_points if split == "val" else self.eval_max_points
-        mmd_cap = min(cap, self.mmd_max_points)
-        trainer = self._trainer
-        world, rank = (int(trainer.world_size), int(trainer.global_rank)) if trainer is not None else (1, 0)
-        data = _datamodule_split(self, split)
-        if data is None or len(data) == 0:
-            return EvalSubsample(None, math.ceil(cap / world), math.ceil(mmd_cap / world), None)
-        idx = subsample_indices(len(data), cap, _eval_seed(self, split))
-        mine = idx[rank::world]
-        # rank r's first entries r, r + W, ... below the MMD² cap: together exactly the subsample's first points
-        mmd_limit = len(range(rank, min(mmd_cap, len(idx)), world))
-        return EvalSubsample(data[mine], len(mine), mmd_limit, len(data))
+    @property
+    def evaluators(self) -> nn.ModuleList:
+        """The module's evaluators (:meth:`configure_evaluators`), built on first use."""
+        if self._evaluator_list is None:
+            self._evaluator_list = nn.ModuleList(self.configure_evaluators())
+        return self._evaluator_list
 
-    def _update_sample_metrics(self, batch: Tensor, sw1: Any, mmd: Any, sub: EvalSubsample | None = None) -> None:
-        """Feed ``sw1`` and ``mmd`` with this step's share of the subsample ``sub`` and as many fresh samples.
+    def evaluator(self, kind: type[E]) -> E:
+        """The first evaluator of class ``kind`` (``KeyError`` naming the ones there are when none)."""
+        for ev in self.evaluators:
+            if isinstance(ev, kind):
+                return ev
+        have = ", ".join(type(ev).__name__ for ev in self.evaluators) or "none"
+        raise KeyError(f"{type(self).__name__} has no {kind.__name__} evaluator (it has: {have})")
 
-        Without ``sub``, the whole batch. Once the share is used up, nothing is sampled (the step is free).
-        """
-        if sub is None:
-            sub = EvalSubsample(None, batch.shape[0], batch.shape[0], None)
-        start = sub.used
-        k = min(batch.shape[0], sub.limit - start)
-        if k <= 0:
-            return
-        if sub.rows is None:
-            real = batch[:k]
-        else:
-            real = sub.rows[start : start + k].to(device=batch.device, dtype=batch.dtype)
-        fake = self.eval_sample(k).to(batch.dtype)
-        sub.used += k
-        sw1.update(fake, real)
-        m = min(k, sub.mmd_limit - start)
-        if m > 0:
-            mmd.update(fake[:m], real[:m])
+    def _run_evaluators(self, batch: Tensor, batch_idx: int, split: str) -> None:
+        batch = self.check_batch(batch)
+        for ev in self.evaluators:
+            if split in ev.splits:
+                ev.update(self, batch, batch_idx, split)
+
+    def on_validation_epoch_start(self) -> None:
+        for ev in self.evaluators:
+            ev.start(self, "val")
+
+    def on_test_epoch_start(self) -> None:
+        for ev in self.evaluators:
+            ev.start(self, "test")
 
     def validation_step(self, batch: Tensor, batch_idx: int) -> None:
-        batch = self.check_batch(batch)
-        if self.eval_metrics:
-            sub = self.eval_subsample("val", batch_idx)
-            self._update_sample_metrics(batch, self.val_sw1, self.val_mmd, sub)
-            self.log("val/sw1", self.val_sw1, prog_bar=True)
-            self.log("val/mmd", self.val_mmd)
+        self._run_evaluators(batch, batch_idx, "val")
 
     def test_step(self, batch: Tensor, batch_idx: int) -> None:
-        batch = self.check_batch(batch)
-        if self.eval_metrics:
-            sub = self.eval_subsample("test", batch_idx)
-            self._update_sample_metrics(batch, self.test_sw1, self.test_mmd, sub)
-        if self.fd_metrics and _trained_on_digits(self):
-            self._update_fd_digits(batch)
+        self._run_evaluators(batch, batch_idx, "test")
 
-    def _update_fd_digits(self, batch: Tensor) -> None:
-        """Feed FD-digits: this batch as real, as many samples as fake; the floor pairs it with train rows.
+    def evaluation_report(self) -> dict[str, float]:
+        """Collect every evaluator's figures for the finished test epoch (each resets itself)."""
+        report: dict[str, float] = {}
+        for ev in self.evaluators:
+            report.update(ev.report(self))
+        return report
 
-        At most ``eval_max_points`` test images in all (ceil(cap / W) per DDP rank, in loader order: the digits
-        splits are seeded random permutations); batches beyond are not sampled from.
-        """
-        from lit_gen.metrics import FrechetDistance, load_digits_classifier
-        from lit_gen.metrics.digits_classifier import FEATURES
+    def run_info(self) -> dict[str, Any]:
+        """What the test report was computed from: the checkpoint, the training step, and the sampler with its
+        network evaluations per sample (from :meth:`sampling_info`)."""
+        trainer = self._trainer
+        ckpt = getattr(trainer, "ckpt_path", None) if trainer is not None else None
+        info: dict[str, Any] = {
+            "model": type(self).__name__,
+            "checkpoint": str(ckpt) if ckpt else "weights in memory (no checkpoint loaded)",
+            # outside fit, Lightning's counter is 0: the step is the loaded checkpoint's
+            "global_step": int(self.global_step) or int(getattr(self, "checkpoint_step", 0)),
+        }
+        info.update(self.sampling_info())
+        return info
 
-        if self._fd is None:
-            features = load_digits_classifier().features
-            self._fd = {k: FrechetDistance(features, FEATURES) for k in ("model", "floor")}
-        world = int(self.trainer.world_size) if self._trainer is not None else 1
-        room = math.ceil(self.eval_max_points / world) - int(self._fd["model"].real_n)
-        if room <= 0:
-            return
-        real = batch[:room].detach().float().cpu()
-        fake = self.eval_sample(real.shape[0]).detach().float().cpu()
-        self._fd["model"].update(real, real=True)
-        self._fd["model"].update(fake, real=False)
-        train = _datamodule_split(self, "train")
-        start = int(self._fd["floor"].fake_n)
-        if train is not None and start < len(train):
-            self._fd["floor"].update(real, real=True)
-            self._fd["floor"].update(train[start : start + real.shape[0]].float(), real=False)
-
-    def _fd_digits_report(self) -> dict[str, float]:
-        if self._fd is None:
-            return {}
-        out = {"fd_digits": float(self._fd["model"].compute())}
-        if self._fd["floor"].fake_n >= 2:
-            out["fd_digits_floor"] = float(self._fd["floor"].compute())
-        self._fd = None
-        return out
+    def sampling_info(self) -> dict[str, Any]:
+        """The sampler behind ``eval_sample`` and its cost, for the report (methods override it)."""
+        return {}
 
     def on_test_epoch_end(self) -> None:
-        report: dict[str, float] = {}
-        test_data = _datamodule_split(self, "test")
-        report.update(self._fd_digits_report())
-        if self.eval_metrics:
-            report["sw1"] = float(self.test_sw1.compute())
-            report["mmd"] = float(self.test_mmd.compute())
-            # the test points the metrics saw, gathered from every rank: the floor uses exactly these
-            real_sw1 = self.test_sw1.samples()[1]
-            real_mmd = self.test_mmd.samples()[1]
-            self.test_sw1.reset()
-            self.test_mmd.reset()
-            self._eval_subsamples.pop("test", None)
-            n = len(real_sw1)
-            sizes: dict[str, int] = {"eval_n_sw1": n, "eval_n_mmd": len(real_mmd)}
-            train_data = _datamodule_split(self, "train")
-            if train_data is not None and len(train_data) >= n:
-                # the floor: what the same metric gives for a second independent draw of the data (an equal-size,
-                # seeded random subsample of train; its first points for MMD², like the model's sets)
-                ref = train_data[subsample_indices(len(train_data), n, _eval_seed(self, "train"))]
-                ref = ref.to(device=real_sw1.device, dtype=real_sw1.dtype)
-                report["sw1_floor"] = float(sliced_wasserstein(ref, real_sw1))
-                report["mmd_floor"] = float(mmd2_unbiased(ref[: len(real_mmd)], real_mmd))
-                sizes["eval_n_floor"] = n
-            if test_data is not None:
-                sizes["eval_n_test_split"] = len(test_data)
-            report.update(sizes)
-        report.update(self.extra_test_metrics(test_data))
+        report = self.evaluation_report()
         for key, value in report.items():
             self.log(f"test/{key}", value, sync_dist=False, rank_zero_only=True)
         self.last_test_report = report
+        self.last_test_info = self.run_info()
         if self.trainer is not None and self.trainer.is_global_zero:
             # without a logger there is no run directory: print only (never litter the working directory)
             log_dir = self.trainer.log_dir if self.trainer.loggers else None
-            write_report(report, log_dir, type(self).__name__)
+            write_report(report, log_dir, type(self).__name__, info=self.last_test_info)
 
 
 def _replay_epoch_start_draws(trainer: L.Trainer) -> None:
@@ -470,74 +518,3 @@ def _replay_epoch_start_draws(trainer: L.Trainer) -> None:
     for dl in fit_dataloaders(trainer):
         if isinstance(dl, torch.utils.data.DataLoader) and dl.generator is None:
             torch.empty((), dtype=torch.int64).random_()
-
-
-@dataclass
-class EvalSubsample:
-    """One rank's share of the real points that enter the sample metrics in one validation or test epoch.
-
-    ``rows``: the share, drawn from the in-memory split (``None``: take the loader's batches in order).
-    ``limit``: points this rank feeds to SW1 (samples as many); ``mmd_limit``: the first that many also feed MMD².
-    ``split_size``: size of the whole split when known. ``used``: points fed so far this epoch.
-    """
-
-    rows: Tensor | None
-    limit: int
-    mmd_limit: int
-    split_size: int | None
-    used: int = 0
-
-
-def subsample_indices(n: int, cap: int, seed: int) -> Tensor:
-    """Indices of a seeded random subsample of ``min(n, cap)`` of ``range(n)``: ``arange(n)`` when ``n <= cap``
-    (all points, in order), else the first ``cap`` entries of a permutation drawn by a generator seeded with
-    ``seed`` (so any prefix of it is itself a uniform random subsample)."""
-    if n <= cap:
-        return torch.arange(n)
-    return torch.randperm(n, generator=torch.Generator().manual_seed(int(seed)))[:cap]
-
-
-def _eval_seed(module: L.LightningModule, split: str) -> int:
-    """Seed of the evaluation subsample of ``split``: from the data module's ``seed`` (0 without one)."""
-    from lit_gen.utils.seeding import SPLITS, derive_seed
-
-    return derive_seed(data_seed(module._trainer), 0xE7A1, SPLITS.index(split))
-
-
-def _trained_on_digits(module: L.LightningModule) -> bool:
-    """True when the module's data module serves the sklearn digits (``digits_like``)."""
-    return data_digits_like(module._trainer)
-
-
-def _datamodule_split(module: L.LightningModule, split: str) -> Tensor | None:
-    return data_split(module._trainer, split)
-
-
-def _format_value(value: float) -> str:
-    """Counts (ints, e.g. ``eval_n_sw1``) as they are, finite floats with 4 decimals, NaN/inf by name."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return f"{value:.4f}" if math.isfinite(value) else str(value)
-
-
-def write_report(report: dict[str, float], log_dir: str | None, title: str) -> None:
-    """Print the test report as a table and save it as ``test_report.json`` / ``.md`` in ``log_dir``.
-
-    Counts (the evaluation sizes) are written as integers."""
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"{title} — test report")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for key, value in report.items():
-        table.add_row(key, _format_value(value))
-    Console().print(table)
-    if log_dir is None:
-        return
-    out = Path(log_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "test_report.json").write_text(json.dumps(report, indent=2) + "\n")
-    lines = [f"# {title} — test report", "", "| metric | value |", "|---|---|"]
-    lines += [f"| {k} | {_format_value(v)} |" for k, v in report.items()]
-    (out / "test_report.md").write_text("\n".join(lines) + "\n")

@@ -35,14 +35,15 @@ anneals down the ladder, sampling ``x_t ∼ p_θ(x_t | x_{t+1})`` at each level.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
-from torch import Tensor, nn
+from torch import Tensor
 
-from lit_gen.denoise import denoise
+from lit_gen.diffusion.guidance import drop_labels
 from lit_gen.diffusion.kernels import kernel_ladder, ladder_marginals, recovery_energy
+from lit_gen.evaluation import DenoisingPSNR, Evaluator
 from lit_gen.losses.dcd import dcd_loss, scaled_sampler
 from lit_gen.mcmc import Langevin, MCMCSampler
 from lit_gen.models.base import NetFactory
@@ -73,6 +74,11 @@ class DCDModule(EnergyModule):
             scaled per level like the training sampler's.
         init_low, init_high: box of the uniform init of long-run chains; ``None`` derives it from the data
             module's bounds padded by 10% (images: [-1, 1]).
+        num_classes, label_dropout, guidance_scale: a conditional energy ``E(x, [t,] y)``, as in
+            :class:`~lit_gen.models.EBMModule`: the recovery chains run on the batch's labels (the null class with
+            probability ``label_dropout``), ``sample(n, y=...)`` on ``(1 − w) E(·, ∅) + w E(·, y)``.
+        ais_chains, ais_steps, ais_step_size: the AIS bracket of the test NLL beyond 2-D data
+            (:class:`lit_gen.evaluation.AISLikelihood`; ``ais_steps = 0`` turns it off).
         grid_limit: half-width of the [−L, L]² grid of the 2D grid NLL in the test report.
         denoise_sigmas: noise levels of the test-time denoising evaluation on image data (PSNR).
         denoise_method, denoise_steps, denoise_step_scale: arguments of :func:`lit_gen.denoise.denoise`.
@@ -104,6 +110,12 @@ class DCDModule(EnergyModule):
         init_low: float | None = None,
         init_high: float | None = None,
         grid_limit: float = 6.0,
+        num_classes: int | None = None,
+        label_dropout: float = 0.1,
+        guidance_scale: float = 1.0,
+        ais_chains: int = 64,
+        ais_steps: int = 200,
+        ais_step_size: float = 0.05,
         denoise_sigmas: Sequence[float] = (0.1, 0.2, 0.3),
         denoise_method: Literal["map", "sample", "mean"] = "map",
         denoise_steps: int = 100,
@@ -117,7 +129,13 @@ class DCDModule(EnergyModule):
         val_max_points: int = 2000,
     ) -> None:
         super().__init__(energy_net, data_shape, init_low, init_high, energy_bound, grid_limit, optimizer,
-                         lr_scheduler, eval_metrics, eval_max_points, mmd_max_points, val_max_points)
+                         lr_scheduler, eval_metrics, eval_max_points, mmd_max_points, val_max_points,
+                         num_classes=num_classes)
+        self.configure_ais(ais_chains, ais_steps, ais_step_size)
+        if not 0.0 <= label_dropout < 1.0:
+            raise ValueError(f"label_dropout must lie in [0, 1), got {label_dropout}")
+        self.label_dropout = float(label_dropout)
+        self.guidance_scale = float(guidance_scale)
         self.save_hyperparameters(ignore=["energy_net", "sampler", "sample_sampler", "optimizer", "lr_scheduler"])
         if kernel not in ("ve", "vp"):
             raise ValueError(f"kernel must be 've' or 'vp', got {kernel!r}")
@@ -148,27 +166,23 @@ class DCDModule(EnergyModule):
         self.denoise_steps = int(denoise_steps)
         self.denoise_step_scale = float(denoise_step_scale)
         self.denoise_num_images = int(denoise_num_images)
-        self._psnr = nn.ModuleDict()
-        if self.denoise_sigmas:
-            from torchmetrics.image import PeakSignalNoiseRatio
-
-            for sigma in self.denoise_sigmas:
-                for kind in ("noisy", "denoised"):
-                    self._psnr[_psnr_key(kind, sigma)] = PeakSignalNoiseRatio(data_range=2.0)
-        self._denoised_count = 0
 
     # ------------------------------------------------------------------ energy
-    def energy(self, x: Tensor, t: Tensor | int = 0) -> Tensor:
-        """``E(x)`` (``num_levels = 1``) or ``E(x, t)`` (t: int or ``(B,)`` float level), shape ``(B,)``."""
+    def energy(self, x: Tensor, t: Tensor | int = 0, y: Tensor | None = None) -> Tensor:
+        """``E(x)`` (``num_levels = 1``) or ``E(x, t)`` (t: int or ``(B,)`` float level), shape ``(B,)``; with
+        labels ``y`` the conditional ``E(x, [t,] y)``."""
+        extra = {} if y is None else {"y": y}
         if self.num_levels == 1:
-            return self.energy_net(x)
+            return self.energy_net(x, **extra)
         if not isinstance(t, Tensor):
             t = torch.full((x.shape[0],), float(t), device=x.device, dtype=x.dtype)
-        return self.energy_net(x, t)
+        return self.energy_net(x, t, **extra)
 
     # ---------------------------------------------------------------- training
     def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
-        x0 = self.check_batch(batch)
+        x0, y = self.check_labelled_batch(batch)
+        if y is not None:
+            y = drop_labels(y, self.label_dropout, self.num_classes)
         level = int(torch.randint(self.num_levels, ())) if self.num_levels > 1 else 0
         kernel = self.kernels[level]
         x_pos = x0
@@ -177,7 +191,7 @@ class DCDModule(EnergyModule):
         x_tilde = kernel.sample(x_pos)
 
         def energy_t(z: Tensor) -> Tensor:
-            return self.energy(z, level)
+            return self.energy(z, level, y)
 
         init = kernel.posterior_init(x_tilde)
         result = self.level_samplers[level].run(recovery_energy(energy_t, x_tilde, kernel), init, self.mcmc_steps)
@@ -202,7 +216,8 @@ class DCDModule(EnergyModule):
 
     # ---------------------------------------------------------------- sampling
     def sample(
-        self, n: int, steps: int | None = None, generator: torch.Generator | None = None, init: Tensor | None = None
+        self, n: int, steps: int | None = None, generator: torch.Generator | None = None, init: Tensor | None = None,
+        y: Tensor | int | None = None, guidance_scale: float | None = None,
     ) -> Tensor:
         """Draw ``n`` samples.
 
@@ -217,6 +232,12 @@ class DCDModule(EnergyModule):
             raise ValueError(f"steps must be a positive number of MCMC steps, got {steps}")
         if init is None:
             self.require_init_box()
+        labels = None
+        w = self.guidance_scale if guidance_scale is None else float(guidance_scale)
+        if y is not None:
+            labels = self.check_labels(y, n)
+        elif guidance_scale is not None:
+            raise ValueError("guidance_scale needs class labels: pass y")
         was_training = self.training
         self.eval()
         try:
@@ -224,12 +245,20 @@ class DCDModule(EnergyModule):
                 x = init
                 if x is None:
                     x = self.init_distribution().sample(n, self.data_shape, generator, self.device)
-                return self.sample_sampler.run(self.energy, x, steps, generator=generator).x
-            return self._anneal(n, steps, generator, init)
+                return self.sample_sampler.run(self._guided(0, labels, w), x, steps, generator=generator).x
+            return self._anneal(n, steps, generator, init, labels, w)
         finally:
             self.train(was_training)
 
-    def _anneal(self, n: int, steps: int, generator: torch.Generator | None, init: Tensor | None) -> Tensor:
+    def _guided(self, level: int, y: Tensor | None, w: float) -> Any:
+        """``z ↦ E(z, level)``, or the guided ``(1 − w) E(z, level, ∅) + w E(z, level, y)``."""
+        if y is None:
+            return lambda z: self.energy(z, level)
+        null = torch.full_like(y, self.num_classes)
+        return lambda z: (1.0 - w) * self.energy(z, level, null) + w * self.energy(z, level, y)
+
+    def _anneal(self, n: int, steps: int, generator: torch.Generator | None, init: Tensor | None,
+                labels: Tensor | None = None, w: float = 1.0) -> Tensor:
         top = self.num_levels
         if init is None:
             mean = self.marginal_mean[top] * self.data_mean
@@ -242,47 +271,18 @@ class DCDModule(EnergyModule):
         for level in reversed(range(top)):
             kernel = self.kernels[level]
 
-            def energy_t(z: Tensor, level: int = level) -> Tensor:
-                return self.energy(z, level)
-
+            energy_t = self._guided(level, labels, w)
             x = self.level_sample_samplers[level].run(
                 recovery_energy(energy_t, x, kernel), kernel.posterior_init(x), steps, generator=generator
             ).x
         return x
 
     # -------------------------------------------------------------- evaluation
-    def test_step(self, batch: Tensor, batch_idx: int) -> None:
-        super().test_step(batch, batch_idx)
-        if not self.denoise_sigmas or self._denoised_count >= self.denoise_num_images:
-            return
-        x = self.check_batch(batch)[: self.denoise_num_images - self._denoised_count]
-        self._denoised_count += len(x)
-        for k, sigma in enumerate(self.denoise_sigmas):
-            g = torch.Generator().manual_seed(1000 * batch_idx + k)  # same noisy images for every model
-            y = x + sigma * torch.randn(x.shape, generator=g, dtype=x.dtype).to(x.device)
-            x_hat = denoise(self.energy, y, sigma, method=self.denoise_method, steps=self.denoise_steps,
-                            step_scale=self.denoise_step_scale, clamp=(-1.0, 1.0), generator=g)
-            self._psnr[_psnr_key("noisy", sigma)].update(y.float(), x.float())
-            self._psnr[_psnr_key("denoised", sigma)].update(x_hat.float(), x.float())
-
-    def on_test_epoch_start(self) -> None:
-        self._denoised_count = 0
-
-    def extra_test_metrics(self, test_data: Tensor | None) -> dict[str, float]:
-        out: dict[str, float] = {}
-        if self.denoise_sigmas and self._denoised_count > 0:
-            for sigma in self.denoise_sigmas:
-                noisy = float(self._psnr[_psnr_key("noisy", sigma)].compute())
-                clean = float(self._psnr[_psnr_key("denoised", sigma)].compute())
-                out[f"psnr_noisy_s{sigma:g}"] = noisy
-                out[f"psnr_denoised_s{sigma:g}"] = clean
-                out[f"psnr_gain_s{sigma:g}"] = clean - noisy
-            for metric in self._psnr.values():
-                metric.reset()
-        out.update(self.energy_report(test_data))
-        return out
-
-
-def _psnr_key(kind: str, sigma: float) -> str:
-    # ModuleDict keys cannot contain dots
-    return f"{kind}_{round(sigma * 1e4)}"
+    def energy_evaluators(self) -> list[Evaluator]:
+        """For images, the denoising PSNR at each of ``denoise_sigmas`` (the energy as a denoising prior), then
+        the energy report of :class:`~lit_gen.models.EnergyModule`."""
+        evaluators: list[Evaluator] = []
+        if self.denoise_sigmas:
+            evaluators.append(DenoisingPSNR(self.denoise_sigmas, self.denoise_num_images, self.denoise_method,
+                                            self.denoise_steps, self.denoise_step_scale))
+        return evaluators + super().energy_evaluators()

@@ -27,8 +27,9 @@ from torch import Tensor, nn
 
 from lit_gen.diffusion.samplers.ddaebm import ddaebm_sample
 from lit_gen.diffusion.schedules import DDAEBMSchedule
+from lit_gen.evaluation import Evaluator, GridNLL
 from lit_gen.losses.ddaebm import energy_step_loss, generator_step_loss
-from lit_gen.models.base import NetFactory
+from lit_gen.models.base import NetFactory, refuse_labels
 from lit_gen.models.energy import EnergyModule
 from lit_gen.utils.ema import ExponentialMovingAverage
 
@@ -117,7 +118,9 @@ class DDAEBMModule(EnergyModule):
         eval_max_points: int = 10000,
         mmd_max_points: int = 4000,
         val_max_points: int = 2000,
+        num_classes: int | None = None,
     ) -> None:
+        refuse_labels("DDAEBMModule", num_classes)
         super().__init__(energy_net, data_shape, grid_limit=grid_limit, optimizer=energy_optimizer,
                          lr_scheduler=energy_lr_scheduler, eval_metrics=eval_metrics, eval_max_points=eval_max_points,
                          mmd_max_points=mmd_max_points, val_max_points=val_max_points)
@@ -250,16 +253,17 @@ class DDAEBMModule(EnergyModule):
         return (x, self.schedule.num_timesteps) if return_nfe else x
 
     # -------------------------------------------------------------- evaluation
-    def extra_test_metrics(self, test_data: Tensor | None) -> dict[str, float]:
-        if test_data is None or self.data_shape != (2,):
-            return {}
-        from lit_gen.metrics import grid_nll
+    def sampling_info(self) -> dict[str, Any]:
+        """The generator's denoising ladder: one generator call per step."""
+        return {"sampler": f"DDAEBM generator ladder ({self.schedule.num_timesteps} steps)",
+                "sample_nfe": int(self.schedule.num_timesteps)}
 
-        with torch.inference_mode(False), torch.no_grad():
-            res = grid_nll(self.energy_for_plot, test_data.to(self.device), limit=self.grid_limit, n=self.grid_cells,
-                           device=self.device)
-        # exp(−E(x, 0)) is the energy map of the paper's figures, not the model's exact marginal density
-        return {"energy_map_nll": float(res["nll"]), "energy_map_mass_escape": float(res["mass_escape"])}
+    def energy_evaluators(self) -> list[Evaluator]:
+        """2-D data: the grid NLL of exp(−E(x, 0)) as ``energy_map_nll``/``energy_map_mass_escape`` (the energy map
+        of the paper's figures, not the model's exact marginal density); nothing otherwise."""
+        if self.data_shape != (2,):
+            return []
+        return [GridNLL(self.grid_limit, self.grid_cells, prefix="energy_map_")]
 
 
 _HINT = ("Lower the learning rates, raise r1_gamma, or set gradient_clip_val on the model (the Trainer's "

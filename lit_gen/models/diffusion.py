@@ -12,6 +12,7 @@ probability-flow ODE (:mod:`lit_gen.diffusion.likelihood`).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -19,17 +20,17 @@ import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor
 
-from lit_gen.contract import data_log_prob
-from lit_gen.diffusion import Denoiser, NetworkDenoiser, NoiseSchedule, dsm_loss
-from lit_gen.diffusion.likelihood import bits_per_dim, dequantize, pf_ode_log_prob
-from lit_gen.diffusion.oism import oism_loss
-from lit_gen.diffusion.samplers import DiffusionSampler, build_sampler
-from lit_gen.diffusion.schedules import LinearSchedule
-from lit_gen.models.base import GenerativeModule, NetFactory, build_network
+from lit_gen.diffusion import Denoiser, NetworkDenoiser, NoiseSchedule
+from lit_gen.diffusion.guidance import GuidedDenoiser, drop_labels
+from lit_gen.diffusion.losses import DiffusionLoss, DSMLoss
+from lit_gen.diffusion.oism import OISMLoss
+from lit_gen.diffusion.samplers import DiffusionSampler
+from lit_gen.models.base import NetFactory, build_network
+from lit_gen.models.diffusion_sampling import DiffusionSamplingModule
 from lit_gen.utils.ema import ExponentialMovingAverage
 
 
-class DiffusionModule(GenerativeModule):
+class DiffusionModule(DiffusionSamplingModule):
     """A diffusion model: network, noise schedule, prediction target, loss weighting, sampler and EMA.
 
     Args:
@@ -49,6 +50,17 @@ class DiffusionModule(GenerativeModule):
         target: ``dsm`` (single-sample target) or ``oism`` (its posterior average over ``reference_size``
             points of the batch, the sample's own included; :mod:`lit_gen.diffusion.oism`).
         reference_size: OISM reference-set size ``R`` (capped at the batch size; ``R = 1`` is DSM).
+        num_classes: classes of a conditional model (linked from ``data.num_classes``; ``None``: unconditional).
+            The network is built with ``num_classes`` and called ``net(x_t, t, y)``.
+        label_dropout: probability that a training label is replaced by the null class (classifier-free guidance,
+            Ho & Salimans 2022).
+        guidance_scale: the default guidance weight w of ``sample(n, y=...)`` (0 unconditional, 1 conditional).
+        guidance_interval: apply w only for EDM noise levels σ in this ``(σ_lo, σ_hi)`` (Kynkäänniemi et al.
+            2024); ``None``: everywhere.
+        loss: the training objective as a :class:`~lit_gen.diffusion.DiffusionLoss` (``class_path`` in YAML; a
+            user's own subclass too). ``None`` builds it from the shorthands ``target``, ``weighting``,
+            ``snr_gamma`` and ``reference_size``: :class:`~lit_gen.diffusion.DSMLoss` or
+            :class:`~lit_gen.diffusion.OISMLoss`.
         test_nll_samples: test points whose probability-flow NLL enters the test report (nats for vectors,
             bits/dim with uniform dequantisation for images); 0 turns it off.
         test_nll_steps: RK4 steps of that NLL (``nfe = 4 · steps``; Hutchinson divergence above 16 dims).
@@ -72,6 +84,11 @@ class DiffusionModule(GenerativeModule):
         ema_warmup: bool = True,
         target: Literal["dsm", "oism"] = "dsm",
         reference_size: int = 64,
+        loss: DiffusionLoss | None = None,
+        num_classes: int | None = None,
+        label_dropout: float = 0.1,
+        guidance_scale: float = 1.0,
+        guidance_interval: tuple[float, float] | None = None,
         test_nll_samples: int = 512,
         test_nll_steps: int = 32,
         optimizer: OptimizerCallable = torch.optim.Adam,
@@ -81,58 +98,48 @@ class DiffusionModule(GenerativeModule):
         mmd_max_points: int = 4000,
         val_max_points: int = 2000,
     ) -> None:
-        super().__init__(data_shape, optimizer, lr_scheduler, eval_metrics, eval_max_points, mmd_max_points,
-                         val_max_points)
+        super().__init__(data_shape, schedule, sampler, sampler_steps, sampler_kwargs, test_nll_samples,
+                         test_nll_steps, optimizer, lr_scheduler, eval_metrics, eval_max_points, mmd_max_points,
+                         val_max_points, num_classes=num_classes)
         # a sampler object is a component (like the network), not a plain hyper-parameter
-        ignore = ["net", "schedule", "optimizer", "lr_scheduler"] + ([] if isinstance(sampler, str) else ["sampler"])
+        ignore = ["net", "schedule", "loss", "optimizer", "lr_scheduler"]
+        ignore += [] if isinstance(sampler, str) else ["sampler"]
         self.save_hyperparameters(ignore=ignore)
         if prediction not in ("eps", "x0", "v"):
             raise ValueError(f"prediction must be one of 'eps', 'x0', 'v', got {prediction!r}")
         if weighting not in ("none", "min_snr"):
             raise ValueError(f"weighting must be 'none' or 'min_snr', got {weighting!r}")
-        if sampler_steps <= 0:
-            raise ValueError(f"sampler_steps must be a positive integer, got {sampler_steps}")
-        # a name is a shorthand for its sampler class built with sampler_steps and sampler_kwargs
-        self.default_sampler = build_sampler(
-            sampler, sampler_steps if isinstance(sampler, str) else None,
-            sampler_kwargs if isinstance(sampler, str) else None,
-        )
         if target not in ("dsm", "oism"):
             raise ValueError(f"target must be 'dsm' or 'oism', got {target!r}")
-        if reference_size < 1 or test_nll_samples < 0 or test_nll_steps < 1:
-            raise ValueError(
-                f"need reference_size >= 1, test_nll_samples >= 0 and test_nll_steps >= 1; got {reference_size}, "
-                f"{test_nll_samples}, {test_nll_steps}"
-            )
-        self.net = build_network(net, self.data_shape)
-        self.schedule = schedule if schedule is not None else LinearSchedule()
+        if reference_size < 1:
+            raise ValueError(f"need reference_size >= 1, got {reference_size}")
+        self.net = build_network(net, self.data_shape, self.num_classes)
+        if not 0.0 <= label_dropout < 1.0:
+            raise ValueError(f"label_dropout must lie in [0, 1), got {label_dropout}")
+        self.label_dropout = float(label_dropout)
+        self.guidance_scale = float(guidance_scale)
+        self.guidance_interval = tuple(guidance_interval) if guidance_interval is not None else None
         self.prediction = prediction
         self.weighting = weighting
         self.snr_gamma = float(snr_gamma)
-        self.sampler = sampler if isinstance(sampler, str) else type(sampler).__name__
-        self.sampler_steps = self.default_sampler.num_steps
-        self.sampler_kwargs = dict(sampler_kwargs or {})
         self.clip_denoised = self.is_image if clip_denoised is None else bool(clip_denoised)
         self.ema = ExponentialMovingAverage(self.net, ema_decay, ema_warmup) if ema_decay is not None else None
         self.target = target
         self.reference_size = int(reference_size)
-        self.test_nll_samples = int(test_nll_samples)
-        self.test_nll_steps = int(test_nll_steps)
-        self._nll_points: list[Tensor] = []
+        if loss is not None and not isinstance(loss, DiffusionLoss):
+            raise TypeError(f"loss must be a lit_gen.diffusion.DiffusionLoss (or None), got {type(loss).__name__}")
+        if loss is None:
+            loss = (OISMLoss(self.reference_size, weighting, self.snr_gamma) if target == "oism"
+                    else DSMLoss(weighting, self.snr_gamma))
+        self.loss = loss
 
     # ----------------------------------------------------------------- training
     def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
-        x0 = self.check_batch(batch)
-        if self.target == "oism":
-            loss = oism_loss(
-                self.net, self.schedule, x0, prediction=self.prediction, weighting=self.weighting,
-                gamma=self.snr_gamma, reference_size=min(self.reference_size, x0.shape[0]),
-            )
-        else:
-            loss = dsm_loss(
-                self.net, self.schedule, x0, prediction=self.prediction, weighting=self.weighting,
-                gamma=self.snr_gamma,
-            )
+        x0, y = self.check_labelled_batch(batch)
+        net = self.net
+        if y is not None:  # classifier-free guidance: the null class learns the unconditional model
+            net = functools.partial(self.net, y=drop_labels(y, self.label_dropout, self.num_classes))
+        loss = self.loss(net, self.schedule, x0, self.prediction)
         self.check_finite(loss, "the diffusion loss", "Lower the learning rate or enable gradient clipping.")
         if self.logs_this_step():
             self.log("train/loss", loss, prog_bar=True)
@@ -149,84 +156,17 @@ class DiffusionModule(GenerativeModule):
             self.ema.update_parameters(self.net)
 
     # ----------------------------------------------------------------- sampling
-    def denoiser(self, use_ema: bool = True) -> Denoiser:
-        """The x̂0-predictor that samplers call: the (EMA) network read through the schedule."""
+    def denoiser(
+        self, use_ema: bool = True, y: Tensor | None = None, guidance_scale: float | None = None,
+        guidance_interval: tuple[float, float] | None = None,
+    ) -> Denoiser:
+        """The x̂0-predictor that samplers call: the (EMA) network read through the schedule; with labels ``y``,
+        classifier-free guidance ``x̂0(∅) + w (x̂0(y) − x̂0(∅))`` (:class:`lit_gen.diffusion.GuidedDenoiser`)."""
         net = self.ema.module if (use_ema and self.ema is not None) else self.net
         clip = (-1.0, 1.0) if self.clip_denoised else None
-        return NetworkDenoiser(net, self.schedule, self.prediction, clip=clip)
-
-    @torch.no_grad()
-    def sample(
-        self,
-        n: int,
-        sampler: DiffusionSampler | str | None = None,
-        steps: int | None = None,
-        generator: torch.Generator | None = None,
-        use_ema: bool = True,
-        return_nfe: bool = False,
-        **sampler_kwargs: Any,
-    ) -> Tensor | tuple[Tensor, int]:
-        """Draw ``n`` samples with the default sampler, or with ``sampler``/``steps``/``sampler_kwargs``.
-
-        With ``return_nfe=True`` also returns the number of network evaluations used.
-        """
-        if n <= 0:
-            raise ValueError(f"number of samples must be positive, got {n}")
-        if sampler is None:
-            chosen = self.default_sampler
-        else:  # a name, or a sampler object, for this call only
-            chosen = build_sampler(sampler)
-        overrides = dict(sampler_kwargs)
-        if steps is not None:
-            overrides["num_steps"] = steps
-        was_training = self.training
-        self.eval()
-        try:
-            out = chosen(self.denoiser(use_ema), self.schedule, (n, *self.data_shape), generator=generator,
-                         device=self.device, **overrides)
-        finally:
-            self.train(was_training)
-        return (out.x, out.nfe) if return_nfe else out.x
-
-    # ----------------------------------------------------------------- likelihood
-    def log_prob(
-        self, x: Tensor, steps: int | None = None, generator: torch.Generator | None = None, use_ema: bool = True
-    ) -> Tensor:
-        """``log p(x)`` in nats per sample from the probability-flow ODE (RK4, ``steps`` or ``test_nll_steps``;
-        exact divergence up to 16 dims, Hutchinson above): :func:`lit_gen.diffusion.likelihood.pf_ode_log_prob`."""
-        x = self.check_batch(x).to(self.device)
-        was_training = self.training
-        self.eval()
-        try:
-            out = pf_ode_log_prob(
-                self.denoiser(use_ema), self.schedule, x, steps or self.test_nll_steps, generator=generator
-            )
-        finally:
-            self.train(was_training)
-        return out.log_prob
-
-    def test_step(self, batch: Tensor, batch_idx: int) -> None:
-        super().test_step(batch, batch_idx)
-        held = sum(len(p) for p in self._nll_points)
-        if held < self.test_nll_samples:
-            self._nll_points.append(self.check_batch(batch)[: self.test_nll_samples - held].detach())
-
-    def extra_test_metrics(self, test_data: Tensor | None) -> dict[str, float]:
-        """Probability-flow NLL of the first ``test_nll_samples`` test points: ``nll`` in nats (vectors) or
-        ``bpd`` (images, 8-bit uniform dequantisation), its NFE, and the data's exact NLL when known."""
-        points, self._nll_points = self._nll_points, []
-        if self.test_nll_samples == 0 or not points:
-            return {}
-        x = torch.cat(points)
-        gen = torch.Generator().manual_seed(0)
-        report: dict[str, float] = {}
-        if self.is_image:
-            x_deq = dequantize(x, generator=gen)
-            report["bpd"] = float(bits_per_dim(self.log_prob(x_deq, generator=gen), x[0].numel()).mean())
-        else:
-            report["nll"] = float(-self.log_prob(x, generator=gen).mean())
-            true_log_prob = data_log_prob(self._trainer)
-            if true_log_prob is not None:
-                report["nll_true"] = float(-true_log_prob(x.cpu()).double().mean())
-        report["nll_nfe"] = float(4 * self.test_nll_steps)
-        return report
+        if y is None:
+            return NetworkDenoiser(net, self.schedule, self.prediction, clip=clip)
+        w = self.guidance_scale if guidance_scale is None else float(guidance_scale)
+        interval = self.guidance_interval if guidance_interval is None else tuple(guidance_interval)
+        return GuidedDenoiser.from_network(net, self.schedule, y, w, prediction=self.prediction, clip=clip,
+                                           interval=interval)

@@ -12,6 +12,7 @@ message naming the step, the energies and what to change.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -19,12 +20,9 @@ import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor
 
-from lit_gen.losses import (
-    contrastive_divergence_loss,
-    denoising_score_matching_loss,
-    sliced_score_matching_loss,
-)
-from lit_gen.mcmc import ChainInit, DataInit, Langevin, MCMCSampler, NoiseInit, ReplayBuffer, UniformInit
+from lit_gen.diffusion.guidance import drop_labels
+from lit_gen.losses import EnergyLoss, build_energy_loss
+from lit_gen.mcmc import ChainInit, DataInit, Langevin, MCMCSampler, NoiseInit, ReplayBuffer, UniformInit, guided_energy
 from lit_gen.models.base import NetFactory
 from lit_gen.models.energy import EnergyModule
 from lit_gen.utils.rank_state import gather_to_rank_zero, select_rank
@@ -48,14 +46,25 @@ class EBMModule(EnergyModule):
         buffer_capacity, restart_prob: replay buffer size and per-draw restart probability (``replay`` shorthand).
         init_low, init_high: box of the uniform init distribution; ``None`` derives it from the training data's
             bounding box padded by 10% (images: [-1, 1]).
-        loss: ``cd``, ``dsm`` or ``ssm``.
-        alpha: weight of the energy-magnitude regulariser of CD.
+        loss: the objective, a :class:`~lit_gen.losses.EnergyLoss` (``class_path`` in YAML; a user's own subclass
+            too), or a shorthand: ``cd`` (:class:`~lit_gen.losses.ContrastiveDivergence` with ``alpha`` and
+            ``data_noise``), ``dsm`` (:class:`~lit_gen.losses.DenoisingScoreMatching` with ``dsm_sigmas``) or
+            ``ssm`` (:class:`~lit_gen.losses.SlicedScoreMatching` with ``ssm_slices``). Losses that declare
+            ``needs_negatives`` get ``mcmc_steps`` of ``sampler`` from ``chain_init`` (:meth:`negative_phase`).
+        alpha: weight of the energy-magnitude regulariser of CD (shorthand ``cd``).
         data_noise: std of Gaussian noise added to the data in CD (0.005 on images, Du & Mordatch 2019).
-        dsm_sigmas: noise levels of DSM (one drawn per sample).
-        ssm_slices: projections per sample for sliced score matching.
+        dsm_sigmas: noise levels of DSM (one drawn per sample; shorthand ``dsm``).
+        ssm_slices: projections per sample for sliced score matching (shorthand ``ssm``).
         energy_bound: the divergence guard's limit on |E|.
         sample_steps: MCMC steps of ``sample()`` (long-run chains from the init distribution).
         sample_sampler: sampler used by ``sample()``; default: the training sampler.
+        num_classes: classes of a conditional energy ``E(x, y)`` (linked from ``data.num_classes``; ``None``:
+            unconditional). Training conditions the positive and the negative phase on the batch's labels, each
+            replaced by the null class with probability ``label_dropout`` (so ``E(x, ∅)`` learns the marginal).
+        label_dropout: see ``num_classes``.
+        guidance_scale: default weight w of ``sample(n, y=...)``: MCMC on ``(1 − w) E(x, ∅) + w E(x, y)``.
+        ais_chains, ais_steps, ais_step_size: the AIS bracket of the test NLL beyond 2-D data
+            (:class:`lit_gen.evaluation.AISLikelihood`; ``ais_steps = 0`` turns it off).
         grid_limit: half-width L of the [−L, L]² grid of the 2D grid NLL (``docs/algorithms.md#grid-nll``).
     """
 
@@ -72,7 +81,7 @@ class EBMModule(EnergyModule):
         restart_prob: float = 0.05,
         init_low: float | None = None,
         init_high: float | None = None,
-        loss: Literal["cd", "dsm", "ssm"] = "cd",
+        loss: EnergyLoss | Literal["cd", "dsm", "ssm"] = "cd",
         alpha: float = 0.1,
         data_noise: float = 0.0,
         dsm_sigmas: Sequence[float] = (0.1,),
@@ -81,6 +90,12 @@ class EBMModule(EnergyModule):
         sample_steps: int = 200,
         sample_sampler: MCMCSampler | None = None,
         grid_limit: float = 6.0,
+        num_classes: int | None = None,
+        label_dropout: float = 0.1,
+        guidance_scale: float = 1.0,
+        ais_chains: int = 64,
+        ais_steps: int = 200,
+        ais_step_size: float = 0.05,
         optimizer: OptimizerCallable = torch.optim.Adam,
         lr_scheduler: LRSchedulerCallable | None = None,
         eval_metrics: bool = True,
@@ -88,8 +103,9 @@ class EBMModule(EnergyModule):
         mmd_max_points: int = 4000,
         val_max_points: int = 2000,
     ) -> None:
-        if loss not in ("cd", "dsm", "ssm"):
-            raise ValueError(f"loss must be 'cd', 'dsm' or 'ssm', got {loss!r}")
+        # a name is a shorthand for its loss class built with alpha/data_noise, dsm_sigmas or ssm_slices
+        self_loss = build_energy_loss(loss, alpha=alpha, data_noise=data_noise, sigmas=dsm_sigmas,
+                                      num_slices=ssm_slices)
         if not isinstance(chain_init, ChainInit) and chain_init not in CHAIN_INITS:
             raise ValueError(
                 f"chain_init must be a lit_gen.mcmc.ChainInit or one of {sorted(CHAIN_INITS)}, got {chain_init!r}"
@@ -105,12 +121,20 @@ class EBMModule(EnergyModule):
         else:
             self.chains = CHAIN_INITS[chain_init]()
         super().__init__(energy_net, data_shape, init_low, init_high, energy_bound, grid_limit, optimizer,
-                         lr_scheduler, eval_metrics, eval_max_points, mmd_max_points, val_max_points)
-        self.save_hyperparameters(ignore=["energy_net", "sampler", "sample_sampler", "optimizer", "lr_scheduler"])
+                         lr_scheduler, eval_metrics, eval_max_points, mmd_max_points, val_max_points,
+                         num_classes=num_classes)
+        ignore = ["energy_net", "sampler", "sample_sampler", "optimizer", "lr_scheduler"]
+        self.configure_ais(ais_chains, ais_steps, ais_step_size)
+        if not 0.0 <= label_dropout < 1.0:
+            raise ValueError(f"label_dropout must lie in [0, 1), got {label_dropout}")
+        self.label_dropout = float(label_dropout)
+        self.guidance_scale = float(guidance_scale)
+        self.save_hyperparameters(ignore=ignore + ([] if isinstance(loss, str) else ["loss"]))
         self.sampler = sampler if sampler is not None else Langevin(step_size=0.01)
         self.sample_sampler = sample_sampler if sample_sampler is not None else self.sampler
         self.mcmc_steps = int(mcmc_steps)
-        self.loss_type = loss
+        self.loss = self_loss
+        self.loss_type = loss if isinstance(loss, str) else type(loss).__name__
         self.alpha = float(alpha)
         self.data_noise = float(data_noise)
         self.dsm_sigmas = tuple(float(s) for s in dsm_sigmas)
@@ -124,56 +148,61 @@ class EBMModule(EnergyModule):
 
     # ---------------------------------------------------------------- training
     def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
-        x = self.check_batch(batch)
-        if self.loss_type == "cd":
-            loss = self._cd_step(x)
-        elif self.loss_type == "dsm":
-            loss = denoising_score_matching_loss(self.energy, x, self.dsm_sigmas)
-        else:
-            loss = sliced_score_matching_loss(self.energy, x, self.ssm_slices)
+        x, y = self.check_labelled_batch(batch)
+        energy = self.energy
+        if y is not None:  # both phases on E(·, y); the dropped labels (null class) train E(·, ∅)
+            energy = functools.partial(self.energy, y=drop_labels(y, self.label_dropout, self.num_classes))
+        negatives, stats = self.negative_phase(x, energy) if self.loss.needs_negatives else (None, {})
+        loss, parts = self.loss(energy, x, negatives)
+        energies = parts.pop("energies", None)
+        if energies is not None:
+            self.guard(None, energies)
         self.guard(loss, None)
         if self.logs_this_step():
+            self.log_dict({f"train/{k}": v for k, v in {**parts, **stats}.items()})
             self.log("train/loss", loss, prog_bar=True)
         return loss
 
-    def _cd_step(self, x: Tensor) -> Tensor:
-        x_pos = x + self.data_noise * torch.randn_like(x) if self.data_noise > 0 else x
+    def negative_phase(self, x: Tensor, energy: Any = None) -> tuple[Tensor, dict[str, float]]:
+        """The model's samples for the loss: ``mcmc_steps`` of ``sampler`` on ``energy`` (default ``self.energy``;
+        a conditional run passes ``E(·, y)``) from the chain init, which keeps them.
+
+        Returns the samples and the chain statistics to log (``mcmc_grad_norm``, ``mcmc_acceptance``).
+        """
         init = self.chains.initial(x)
-        result = self.sampler.run(self.energy, init, self.mcmc_steps)
+        result = self.sampler.run(energy or self.energy, init, self.mcmc_steps)
         if self.init_box is not None:
             self.check_chains(init, result.x, self.box_low, self.box_high)
         self.chains.update(result.x)
-        e_pos = self.energy(x_pos)
-        e_neg = self.energy(result.x.detach())
-        self.guard(None, torch.cat([e_pos.detach(), e_neg.detach()]))
-        loss, parts = contrastive_divergence_loss(e_pos, e_neg, self.alpha)
-        if self.logs_this_step():
-            self.log_dict(
-                {
-                    "train/energy_pos": e_pos.mean().detach(),
-                    "train/energy_neg": e_neg.mean().detach(),
-                    "train/cd": parts["cd"],
-                    "train/mcmc_grad_norm": float(result.stats.get("grad_norm", float("nan"))),
-                    "train/mcmc_acceptance": float(result.stats.get("acceptance_rate", 1.0)),
-                }
-            )
-        return loss
+        return result.x, {
+            "mcmc_grad_norm": float(result.stats.get("grad_norm", float("nan"))),
+            "mcmc_acceptance": float(result.stats.get("acceptance_rate", 1.0)),
+        }
 
     # ---------------------------------------------------------------- sampling
     def sample(
-        self, n: int, steps: int | None = None, generator: torch.Generator | None = None, init: Tensor | None = None
+        self, n: int, steps: int | None = None, generator: torch.Generator | None = None, init: Tensor | None = None,
+        y: Tensor | int | None = None, guidance_scale: float | None = None,
     ) -> Tensor:
-        """Long-run MCMC: ``steps`` (default ``sample_steps``) of ``sample_sampler`` from the init distribution."""
+        """Long-run MCMC: ``steps`` (default ``sample_steps``) of ``sample_sampler`` from the init distribution, on
+        ``E`` or, for class ``y`` of a conditional model, on ``(1 − w) E(x, ∅) + w E(x, y)`` (w = ``guidance_scale``,
+        default the model's; :func:`lit_gen.mcmc.guided_energy`)."""
         if n <= 0:
             raise ValueError(f"number of samples must be positive, got {n}")
         steps = self.sample_steps if steps is None else int(steps)
         if steps <= 0:
             raise ValueError(f"steps must be a positive number of MCMC steps, got {steps}")
+        energy = self.energy
+        if y is not None:
+            w = self.guidance_scale if guidance_scale is None else float(guidance_scale)
+            energy = guided_energy(self.energy_net, self.check_labels(y, n), w)
+        elif guidance_scale is not None:
+            raise ValueError("guidance_scale needs class labels: pass y")
         x = init if init is not None else self.init_distribution().sample(n, self.data_shape, generator, self.device)
         was_training = self.training
         self.eval()
         try:
-            return self.sample_sampler.run(self.energy, x, steps, generator=generator).x
+            return self.sample_sampler.run(energy, x, steps, generator=generator).x
         finally:
             self.train(was_training)
 

@@ -21,7 +21,8 @@ import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor
 
-from lit_gen.contract import data_bounds, data_split, data_true_nll
+from lit_gen.contract import data_bounds, data_split
+from lit_gen.evaluation import AISLikelihood, EnergyOOD, Evaluator, GridNLL
 from lit_gen.mcmc import UniformInit
 from lit_gen.models.base import GenerativeModule, NetFactory, build_network
 
@@ -64,14 +65,16 @@ class EnergyModule(GenerativeModule):
         eval_max_points: int = 10000,
         mmd_max_points: int = 4000,
         val_max_points: int = 2000,
+        num_classes: int | None = None,
     ) -> None:
         super().__init__(data_shape, optimizer, lr_scheduler, eval_metrics, eval_max_points, mmd_max_points,
-                         val_max_points)
+                         val_max_points, num_classes=num_classes)
         if (init_low is None) != (init_high is None):
             raise ValueError("give both init_low and init_high, or neither (then the data's bounding box is used)")
         if init_low is not None and not float(init_low) < float(init_high):
             raise ValueError(f"init_low must be below init_high, got {init_low} and {init_high}")
-        self.energy_net = build_network(energy_net, self.data_shape)
+        self.energy_net = build_network(energy_net, self.data_shape, self.num_classes)
+        self.configure_ais(64, 200, 0.05)
         self.energy_bound = float(energy_bound)
         self.grid_limit = float(grid_limit)
         self.register_buffer("box_low", torch.full(self.data_shape, -1.0))
@@ -88,9 +91,10 @@ class EnergyModule(GenerativeModule):
             self.set_init_box(-torch.ones(self.data_shape), torch.ones(self.data_shape))
 
     # ------------------------------------------------------------------ energy
-    def energy(self, x: Tensor) -> Tensor:
-        """``E(x)``, shape ``(B,)``."""
-        return self.energy_net(x)
+    def energy(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        """``E(x)``, or ``E(x, y)`` of a conditional model (``y``: labels ``(B,)``; ``None``: the null class),
+        shape ``(B,)``."""
+        return self.energy_net(x) if y is None else self.energy_net(x, y=y)
 
     def energy_for_plot(self, x: Tensor) -> Tensor:
         """The energy of data points drawn by the plotting callback's heat map (detached, float32)."""
@@ -181,31 +185,40 @@ class EnergyModule(GenerativeModule):
             )
 
     # ------------------------------------------------------------------- report
-    def energy_report(self, test_data: Tensor | None) -> dict[str, float]:
-        """OOD AUROCs of ``−E`` (images) or grid NLL with the true NLL where known (2-D data); else nothing."""
-        if test_data is None:
-            return {}
+    def configure_evaluators(self) -> list[Evaluator]:
+        """The base evaluators, then :meth:`energy_evaluators`."""
+        return super().configure_evaluators() + self.energy_evaluators()
+
+    def sampling_info(self) -> dict[str, Any]:
+        """The long-run sampler of ``sample()`` and its steps per sample (one energy gradient each)."""
+        sampler = getattr(self, "sample_sampler", None)
+        steps = getattr(self, "sample_steps", None)
+        info: dict[str, Any] = {}
+        if sampler is not None:
+            info["sampler"] = repr(sampler)
+        if steps is not None:
+            levels = int(getattr(self, "num_levels", 1))
+            info["sample_steps"] = int(steps) * levels
+        return info
+
+    def energy_evaluators(self) -> list[Evaluator]:
+        """The energy report: OOD AUROCs of ``−E`` (images) or the grid NLL with the true NLL where known (2-D
+        data); nothing for other vector data."""
+        evaluators: list[Evaluator] = []
         if self.is_image:
-            from lit_gen.metrics import ood_report
+            evaluators.append(EnergyOOD())
+        elif self.data_shape == (2,):
+            evaluators.append(GridNLL(self.grid_limit))
+        if self.data_shape != (2,) and self.ais_steps > 0:
+            evaluators.append(AISLikelihood(self.ais_chains, self.ais_steps, self.ais_step_size))
+        return evaluators
 
-            with torch.inference_mode(False), torch.no_grad():
-                return ood_report(self.ood_score, test_data.to(self.device))
-        if self.data_shape != (2,):
-            return {}
-        from lit_gen.metrics import grid_nll
-
-        with torch.inference_mode(False), torch.no_grad():
-            res = grid_nll(self.energy_for_plot, test_data.to(self.device), limit=self.grid_limit, device=self.device)
-        out = {"grid_nll": float(res["nll"]), "grid_nll_2L": float(res["nll_2L"]),
-               "mass_escape": float(res["mass_escape"])}
-        value = data_true_nll(self._trainer, "test")
-        if value is not None:
-            out["true_nll"] = float(value)
-            out["nll_gap"] = out["grid_nll"] - out["true_nll"]
-        return out
-
-    def extra_test_metrics(self, test_data: Tensor | None) -> dict[str, Any]:
-        return self.energy_report(test_data)
+    def configure_ais(self, chains: int, steps: int, step_size: float) -> None:
+        """Settings of the AIS NLL bracket of the test report (off with ``steps = 0``; 2-D data use the grid)."""
+        if chains < 2 or steps < 0 or step_size <= 0:
+            raise ValueError(f"need ais_chains >= 2, ais_steps >= 0 and ais_step_size > 0, got {chains}, {steps}, "
+                             f"{step_size}")
+        self.ais_chains, self.ais_steps, self.ais_step_size = int(chains), int(steps), float(step_size)
 
 
 def _after_state_load(module: EnergyModule, incompatible_keys: Any) -> None:

@@ -13,17 +13,21 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
+from lit_gen.contract import data_split
 from lit_gen.diffusion import NoiseSchedule
 from lit_gen.diffusion.kernel_score import KernelDenoiser, TorusKernelDenoiser, wrap_to_torus
 from lit_gen.diffusion.samplers import DiffusionSampler
-from lit_gen.models.base import _datamodule_split
-from lit_gen.models.diffusion import DiffusionModule
+from lit_gen.models.base import refuse_labels
+from lit_gen.models.diffusion_sampling import DiffusionSamplingModule
 
 
-class KernelDiffusionModule(DiffusionModule):
-    """A :class:`DiffusionModule` whose x̂0-predictor is the exact posterior mean of the training points.
+class KernelDiffusionModule(DiffusionSamplingModule):
+    """A diffusion-type module whose x̂0-predictor is the exact posterior mean of the training points.
+
+    It shares :class:`DiffusionSamplingModule`'s schedule, samplers, likelihood and test NLL with
+    :class:`~lit_gen.models.DiffusionModule`, and has no network, EMA or loss.
 
     Args:
         data_shape: linked from the data module by the CLI.
@@ -32,7 +36,7 @@ class KernelDiffusionModule(DiffusionModule):
         chunk_size: training points per chunk of the streaming softmax (memory ``O(batch · chunk · d)``).
         sampler, sampler_steps, sampler_kwargs, test_nll_samples, test_nll_steps, eval_metrics, eval_max_points,
             mmd_max_points, val_max_points: see
-            :class:`DiffusionModule`. The test NLL (probability-flow ODE) is reported for ``euclidean`` only.
+            :class:`DiffusionSamplingModule`. The test NLL (probability-flow ODE) is reported for ``euclidean`` only.
     """
 
     def __init__(
@@ -50,16 +54,19 @@ class KernelDiffusionModule(DiffusionModule):
         eval_max_points: int = 10000,
         mmd_max_points: int = 4000,
         val_max_points: int = 2000,
+        num_classes: int | None = None,
     ) -> None:
+        refuse_labels("KernelDiffusionModule", num_classes)
         if manifold not in ("euclidean", "torus"):
             raise ValueError(f"manifold must be 'euclidean' or 'torus', got {manifold!r}")
         super().__init__(
-            net=nn.Identity(), data_shape=data_shape, schedule=schedule, prediction="x0", sampler=sampler,
-            sampler_steps=sampler_steps, sampler_kwargs=sampler_kwargs, clip_denoised=False, ema_decay=None,
-            test_nll_samples=0 if manifold == "torus" else test_nll_samples, test_nll_steps=test_nll_steps,
-            eval_metrics=eval_metrics, eval_max_points=eval_max_points, mmd_max_points=mmd_max_points,
-            val_max_points=val_max_points,
+            data_shape=data_shape, schedule=schedule, sampler=sampler, sampler_steps=sampler_steps,
+            sampler_kwargs=sampler_kwargs, test_nll_samples=0 if manifold == "torus" else test_nll_samples,
+            test_nll_steps=test_nll_steps, eval_metrics=eval_metrics, eval_max_points=eval_max_points,
+            mmd_max_points=mmd_max_points, val_max_points=val_max_points,
         )
+        ignore = ["schedule"] + ([] if isinstance(sampler, str) else ["sampler"])
+        self.save_hyperparameters(ignore=ignore)
         self.manifold = manifold
         self.chunk_size = int(chunk_size)
         self.kernel: KernelDenoiser | None = None
@@ -75,7 +82,7 @@ class KernelDiffusionModule(DiffusionModule):
         """Read the training points from the data module (once), after the base class's per-rank RNG set-up."""
         super().setup(stage)
         if self.kernel is None:
-            train = _datamodule_split(self, "train")
+            train = data_split(self._trainer, "train")
             if train is None:
                 raise RuntimeError(
                     "KernelDiffusionModule needs the training points: use a data module with a `tensor('train')` "
@@ -104,8 +111,9 @@ class KernelDiffusionModule(DiffusionModule):
         return super().log_prob(x, *args, **kwargs)
 
     def training_step(self, batch: Tensor, batch_idx: int) -> None:
-        """Nothing to train: the score is computed from the training points."""
+        """Nothing to train: the score is computed from the training points (``fit`` only validates)."""
         return None
 
     def configure_optimizers(self) -> None:
+        """No parameters, no optimizer."""
         return None

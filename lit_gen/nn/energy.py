@@ -1,7 +1,8 @@
-"""Energy networks for images: a small CNN E(x) and a U-Net energy E(x, t)."""
+"""Energy networks for images: a small CNN E(x) and a U-Net energy E(x, t); both optionally class-conditional."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import torch
@@ -9,6 +10,13 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
 from lit_gen.nn._utils import check_data_shape, check_input, expand_time, get_activation
+from lit_gen.nn.conditioning import (
+    ClassEmbedding,
+    check_class_logits,
+    check_num_classes,
+    class_labels,
+    energy_from_logits,
+)
 from lit_gen.nn.unet import UNet
 
 
@@ -27,6 +35,10 @@ class ConvEnergyNet(nn.Module):
         channel_mult: width multiplier of each stride-2 stage.
         activation: one of "silu", "relu", "gelu", "leaky_relu", "softplus", "elu".
         spectral_norm: wrap every conv and linear layer in spectral normalisation (Miyato et al. 2018).
+        num_classes: K > 0 conditions the energy on a class, ``E(x, y)``: a learned class embedding (K classes and
+            the null class K) of width ``channels`` is added to the stem's output; 0 is the unconditional net.
+        class_logits: with K > 0, read the K outputs of the head as class logits f(x) instead (JEM, Grathwohl
+            et al. 2020): ``E(x, y) = −f(x)[y]``, ``E(x) = −logsumexp f(x)``; :meth:`logits` gives f(x).
     """
 
     def __init__(
@@ -36,9 +48,13 @@ class ConvEnergyNet(nn.Module):
         channel_mult: Sequence[int] = (1, 2, 4),
         activation: str = "silu",
         spectral_norm: bool = False,
+        num_classes: int = 0,
+        class_logits: bool = False,
     ) -> None:
         super().__init__()
         self.data_shape = check_data_shape(data_shape)
+        self.num_classes = check_num_classes(num_classes)
+        self.class_logits = check_class_logits(class_logits, self.num_classes)
         if len(self.data_shape) != 3:
             raise ValueError(
                 f"ConvEnergyNet needs image data_shape (C, H, W), got {self.data_shape}; "
@@ -60,14 +76,34 @@ class ConvEnergyNet(nn.Module):
             layers += [nn.Conv2d(ch, channels * m, 3, stride=2, padding=1), get_activation(activation)]
             ch = channels * m
         layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(ch, ch), get_activation(activation)]
-        layers.append(nn.Linear(ch, 1))
+        layers.append(nn.Linear(ch, self.num_classes if self.class_logits else 1))
         if spectral_norm:
             layers = [_spectral_norm(m) if isinstance(m, nn.Conv2d | nn.Linear) else m for m in layers]
         self.net = nn.Sequential(*layers)
+        if self.num_classes and not self.class_logits:
+            self.class_embedding = ClassEmbedding(self.num_classes, channels)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The class logits f(x), shape (B, K), of a network built with ``class_logits=True``."""
+        if not self.class_logits:
+            raise ValueError(
+                f"{type(self).__name__}.logits needs a network built with num_classes and class_logits=True"
+            )
         check_input(x, self.data_shape, type(self).__name__)
-        return self.net(x).squeeze(-1)
+        return self.net(x)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        check_input(x, self.data_shape, type(self).__name__)
+        labels = class_labels(y, self.num_classes, x.shape[0], x.device, type(self).__name__)
+        if self.class_logits:
+            return energy_from_logits(self.net(x), labels)
+        if labels is None:
+            return self.net(x).squeeze(-1)
+        h = self.net[0](x)
+        h = h + self.class_embedding(labels).to(h.dtype)[:, :, None, None]
+        for layer in itertools.islice(self.net, 1, None):
+            h = layer(h)
+        return h.squeeze(-1)
 
 
 class UNetEnergy(nn.Module):
@@ -76,7 +112,8 @@ class UNetEnergy(nn.Module):
     Salimans & Ho (2021), "Should EBMs model the energy or the score?": the score is
     ``−∇ₓE = −(I − ∂U/∂x)ᵀ (x − U(x, t))``, a conservative field by construction. Since the U-Net's
     output conv is zero-initialised, the untrained energy is ½‖x‖², a standard Gaussian.
-    The keyword arguments are those of :class:`UNet` (listed explicitly so LightningCLI can see them).
+    The keyword arguments are those of :class:`UNet` (listed explicitly so LightningCLI can see them);
+    ``num_classes`` conditions U on a class, ``E(x, t, y) = ½ ‖x − U(x, t, y)‖²``.
     """
 
     def __init__(
@@ -89,9 +126,11 @@ class UNetEnergy(nn.Module):
         dropout: float = 0.0,
         num_heads: int = 1,
         groups: int = 32,
+        num_classes: int = 0,
     ) -> None:
         super().__init__()
         self.data_shape = check_data_shape(data_shape)
+        self.num_classes = check_num_classes(num_classes)
         self.unet = UNet(
             self.data_shape,
             channels=channels,
@@ -101,10 +140,12 @@ class UNetEnergy(nn.Module):
             dropout=dropout,
             num_heads=num_heads,
             groups=groups,
+            num_classes=self.num_classes,
         )
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t: torch.Tensor | float, y: torch.Tensor | None = None) -> torch.Tensor:
         check_input(x, self.data_shape, type(self).__name__)
-        residual = x - self.unet(x, expand_time(t, x))
+        class_labels(y, self.num_classes, x.shape[0], x.device, type(self).__name__)  # errors name this class
+        residual = x - self.unet(x, expand_time(t, x), y)
         return 0.5 * residual.flatten(1).pow(2).sum(dim=1)
 

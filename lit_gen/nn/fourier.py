@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from lit_gen.nn._utils import check_data_shape, check_input
+from lit_gen.nn.conditioning import check_num_classes, class_labels
 from lit_gen.nn.mlp import TimeEnergyMLP
 
 __all__ = ["FourierTimeEnergyMLP"]
@@ -32,14 +33,18 @@ class FourierTimeEnergyMLP(nn.Module):
         scale: standard deviation of the frequencies, in inverse data units (about 1 / the finest detail).
         seed: seed of the frequency matrix.
         hidden, depth, time_dim, activation: the :class:`lit_gen.nn.TimeEnergyMLP` trunk.
+        num_classes: K > 0 conditions the trunk on a class, ``E(x, t, y)`` (class embedding added to the time
+            embedding); 0 is the unconditional network.
     """
 
     freqs: Tensor
 
     def __init__(self, data_shape: Sequence[int], num_features: int = 64, scale: float = 5.0, seed: int = 0,
-                 hidden: int = 128, depth: int = 3, time_dim: int = 64, activation: str = "silu") -> None:
+                 hidden: int = 128, depth: int = 3, time_dim: int = 64, activation: str = "silu",
+                 num_classes: int = 0) -> None:
         super().__init__()
         self.data_shape = check_data_shape(data_shape)
+        self.num_classes = check_num_classes(num_classes)
         if not isinstance(num_features, int) or num_features < 1:
             raise ValueError(f"num_features must be a positive int, got {num_features!r}")
         if not (math.isfinite(scale) and scale > 0):
@@ -48,10 +53,11 @@ class FourierTimeEnergyMLP(nn.Module):
         g = torch.Generator().manual_seed(int(seed))
         self.register_buffer("freqs", torch.randn(dim, num_features, generator=g) * float(scale))
         self.trunk = TimeEnergyMLP((2 * num_features,), hidden=hidden, depth=depth, time_dim=time_dim,
-                                   activation=activation)
+                                   activation=activation, num_classes=self.num_classes)
 
-    def forward(self, x: Tensor, t: Tensor | float) -> Tensor:
+    def forward(self, x: Tensor, t: Tensor | float, y: Tensor | None = None) -> Tensor:
         check_input(x, self.data_shape, type(self).__name__)
+        class_labels(y, self.num_classes, x.shape[0], x.device, type(self).__name__)  # errors name this class
         with torch.autocast(device_type=x.device.type, enabled=False):  # phases of ~10 rad need float32
             phase = x.flatten(1).float() @ self.freqs
-        return self.trunk(torch.cat([phase.sin(), phase.cos()], dim=1).to(x.dtype), t)
+        return self.trunk(torch.cat([phase.sin(), phase.cos()], dim=1).to(x.dtype), t, y)

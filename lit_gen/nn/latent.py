@@ -10,7 +10,8 @@ No BatchNorm anywhere: it makes samples depend on the sampling batch (seen in th
 Vector data use residual MLPs; images a U-Net generator whose latent enters through a mapping MLP
 (Karras et al. 2019) added to the time embedding of every residual block, and a strided-conv posterior.
 Every network takes ``(data_shape, latent_dim, ...)`` first, so the module builds generator and posterior with
-one latent size.
+one latent size. Each takes an optional ``num_classes``: a learned class embedding (the null class included,
+:mod:`lit_gen.nn.conditioning`) added to the time embedding, and labels ``y`` as the last forward argument.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lit_gen.nn._utils import check_data_shape, check_input, expand_time, get_activation
+from lit_gen.nn.conditioning import ClassEmbedding, check_num_classes, class_labels
 from lit_gen.nn.embeddings import SinusoidalTimeEmbedding
 from lit_gen.nn.unet import UNet, _ResAttn
 
@@ -72,9 +74,19 @@ class _TimeResMLP(nn.Module):
         self.input = nn.Linear(in_dim, hidden)
         self.blocks = nn.ModuleList([_ResBlock(hidden, activation) for _ in range(depth)])
         self.out = nn.Sequential(nn.LayerNorm(hidden), get_activation(activation), nn.Linear(hidden, out_dim))
+        self.num_classes = 0
 
-    def forward(self, h: Tensor, t: Tensor) -> Tensor:
+    def add_class_embedding(self, num_classes: int) -> None:
+        """Condition on ``num_classes`` classes (called last by the owner, so the other parameters are drawn as in
+        the unconditional network): the class embedding is added to the time embedding."""
+        self.num_classes = check_num_classes(num_classes)
+        if self.num_classes:
+            self.class_embedding = ClassEmbedding(self.num_classes, self.input.out_features)
+
+    def forward(self, h: Tensor, t: Tensor, labels: Tensor | None = None) -> Tensor:
         c = self.time_mlp(self.time_embedding(t).to(self.input.weight.dtype))
+        if labels is not None:
+            c = c + self.class_embedding(labels).to(c.dtype)
         h = self.input(h)
         for block in self.blocks:
             h = block(h, c)
@@ -96,42 +108,52 @@ class GeneratorMLP(nn.Module):
         data_shape: shape of one data point (flattened internally).
         latent_dim: size of z (toy: 2).
         hidden, depth, time_dim, activation: width, residual blocks, time-embedding size, activation.
+        num_classes: K > 0 conditions on a class, ``G(x_{t+1}, t, z, y)``; 0 is the unconditional network.
     """
 
     def __init__(self, data_shape: Sequence[int], latent_dim: int = 2, hidden: int = 256, depth: int = 3,
-                 time_dim: int = 64, activation: str = "silu") -> None:
+                 time_dim: int = 64, activation: str = "silu", num_classes: int = 0) -> None:
         super().__init__()
         self.data_shape = check_data_shape(data_shape)
         self.latent_dim = _check_latent(latent_dim)
+        self.num_classes = check_num_classes(num_classes)
         dim = math.prod(self.data_shape)
         self.net = _TimeResMLP(dim + latent_dim, dim, hidden, depth, time_dim, activation)
+        self.net.add_class_embedding(self.num_classes)
 
-    def forward(self, x: Tensor, t: Tensor | float, z: Tensor) -> Tensor:
+    def forward(self, x: Tensor, t: Tensor | float, z: Tensor, y: Tensor | None = None) -> Tensor:
         check_input(x, self.data_shape, type(self).__name__)
         _check_z(z, x.shape[0], self.latent_dim, type(self).__name__)
+        labels = class_labels(y, self.num_classes, x.shape[0], x.device, type(self).__name__)
         h = torch.cat([x.flatten(1), z.to(x.dtype)], dim=1)
-        return self.net(h, expand_time(t, x)).reshape(x.shape)
+        return self.net(h, expand_time(t, x), labels).reshape(x.shape)
 
 
 class PosteriorMLP(nn.Module):
     """Gaussian posterior ``q(z | x_t, x_{t+1}, t) = N(μ, diag exp(logvar))`` for vector data.
 
     ``forward`` returns ``(μ, logvar)``, each (B, latent_dim); ``logvar`` has a smooth floor ``min_logvar``.
+    ``num_classes`` > 0 conditions it on a class, ``q(z | x_t, x_{t+1}, t, y)``.
     """
 
     def __init__(self, data_shape: Sequence[int], latent_dim: int = 2, hidden: int = 256, depth: int = 3,
-                 time_dim: int = 64, activation: str = "silu", min_logvar: float = -9.0) -> None:
+                 time_dim: int = 64, activation: str = "silu", min_logvar: float = -9.0,
+                 num_classes: int = 0) -> None:
         super().__init__()
         self.data_shape = check_data_shape(data_shape)
         self.latent_dim = _check_latent(latent_dim)
         self.min_logvar = float(min_logvar)
+        self.num_classes = check_num_classes(num_classes)
         dim = math.prod(self.data_shape)
         self.net = _TimeResMLP(2 * dim, 2 * latent_dim, hidden, depth, time_dim, activation)
+        self.net.add_class_embedding(self.num_classes)
 
-    def forward(self, x_t: Tensor, x_next: Tensor, t: Tensor | float) -> tuple[Tensor, Tensor]:
+    def forward(self, x_t: Tensor, x_next: Tensor, t: Tensor | float,
+                y: Tensor | None = None) -> tuple[Tensor, Tensor]:
         check_input(x_t, self.data_shape, type(self).__name__)
         check_input(x_next, self.data_shape, type(self).__name__)
-        raw = self.net(torch.cat([x_t.flatten(1), x_next.flatten(1)], dim=1), expand_time(t, x_t))
+        labels = class_labels(y, self.num_classes, x_t.shape[0], x_t.device, type(self).__name__)
+        raw = self.net(torch.cat([x_t.flatten(1), x_next.flatten(1)], dim=1), expand_time(t, x_t), labels)
         return _gaussian_head(raw, self.latent_dim, self.min_logvar)
 
 
@@ -160,7 +182,8 @@ class UNetGenerator(UNet):
     ``time_mlp(emb(t)) + mapping(z)``, so the latent reaches every residual block (as DDGAN's generator does
     through adaptive group norm). ``tanh_output`` keeps x̂_0 in [-1, 1], the image range.
 
-    The U-Net arguments are those of :class:`UNet`; ``mapping_depth`` is the number of mapping layers.
+    The U-Net arguments are those of :class:`UNet`; ``mapping_depth`` is the number of mapping layers;
+    ``num_classes`` adds the U-Net's class embedding to the conditioning vector, ``G(x_{t+1}, t, z, y)``.
     """
 
     def __init__(
@@ -176,6 +199,7 @@ class UNetGenerator(UNet):
         num_heads: int = 1,
         groups: int = 32,
         tanh_output: bool = True,
+        num_classes: int = 0,
     ) -> None:
         super().__init__(data_shape, channels=channels, channel_mult=channel_mult, num_res_blocks=num_res_blocks,
                          attention_resolutions=attention_resolutions, dropout=dropout, num_heads=num_heads,
@@ -183,12 +207,16 @@ class UNetGenerator(UNet):
         self.latent_dim = _check_latent(latent_dim)
         self.mapping = MappingMLP(latent_dim, 4 * channels, mapping_depth)
         self.tanh_output = bool(tanh_output)
+        self.num_classes = check_num_classes(num_classes)
+        if self.num_classes:  # last, so the other parameters are drawn as in the unconditional network
+            self.class_embedding = ClassEmbedding(self.num_classes, 4 * channels)
 
-    def forward(self, x: Tensor, t: Tensor | float, z: Tensor) -> Tensor:  # type: ignore[override]
+    def forward(  # type: ignore[override]
+        self, x: Tensor, t: Tensor | float, z: Tensor, y: Tensor | None = None
+    ) -> Tensor:
         check_input(x, self.data_shape, type(self).__name__)
         _check_z(z, x.shape[0], self.latent_dim, type(self).__name__)
-        dtype = self.time_mlp[0].weight.dtype
-        cond = self.time_mlp(self.time_embedding(expand_time(t, x)).to(dtype)) + self.mapping(z.to(dtype))
+        cond = self.conditioning(x, t, y) + self.mapping(z.to(self.time_mlp[0].weight.dtype))
         h = self.conv_in(x)
         skips = [h]
         for block in self.down:
@@ -204,12 +232,15 @@ class UNetGenerator(UNet):
 class ConvPosterior(nn.Module):
     """Gaussian posterior ``q(z | x_t, x_{t+1}, t)`` for images: the pair stacked on channels, a stride-2 conv
     per entry of ``channel_mult`` with the time embedding added after each, global average pooling and a
-    linear head giving ``(μ, logvar)``. GroupNorm only (per sample), never BatchNorm.
+    linear head giving ``(μ, logvar)``. GroupNorm only (per sample), never BatchNorm. ``num_classes`` > 0 adds a
+    class embedding of width ``time_dim`` to the time embedding, ``q(z | x_t, x_{t+1}, t, y)``.
     """
 
     def __init__(self, data_shape: Sequence[int], latent_dim: int = 100, channels: int = 32,
-                 channel_mult: Sequence[int] = (1, 2, 2), time_dim: int = 64, min_logvar: float = -9.0) -> None:
+                 channel_mult: Sequence[int] = (1, 2, 2), time_dim: int = 64, min_logvar: float = -9.0,
+                 num_classes: int = 0) -> None:
         super().__init__()
+        self.num_classes = check_num_classes(num_classes)
         self.data_shape = check_data_shape(data_shape)
         if len(self.data_shape) != 3:
             raise ValueError(f"ConvPosterior needs image data_shape (C, H, W), got {self.data_shape}; "
@@ -230,11 +261,17 @@ class ConvPosterior(nn.Module):
             self.norms.append(nn.GroupNorm(math.gcd(ch, 32), ch))
             self.time_proj.append(nn.Linear(time_dim, ch))
         self.head = nn.Linear(ch, 2 * latent_dim)
+        if self.num_classes:  # last, so the other parameters are drawn as in the unconditional network
+            self.class_embedding = ClassEmbedding(self.num_classes, time_dim)
 
-    def forward(self, x_t: Tensor, x_next: Tensor, t: Tensor | float) -> tuple[Tensor, Tensor]:
+    def forward(self, x_t: Tensor, x_next: Tensor, t: Tensor | float,
+                y: Tensor | None = None) -> tuple[Tensor, Tensor]:
         check_input(x_t, self.data_shape, type(self).__name__)
         check_input(x_next, self.data_shape, type(self).__name__)
+        labels = class_labels(y, self.num_classes, x_t.shape[0], x_t.device, type(self).__name__)
         emb = self.time_embedding(expand_time(t, x_t)).to(self.stem.weight.dtype)
+        if labels is not None:
+            emb = emb + self.class_embedding(labels).to(emb.dtype)
         h = F.silu(self.stem(torch.cat([x_t, x_next], dim=1)))
         for conv, norm, proj in zip(self.convs, self.norms, self.time_proj, strict=True):
             h = F.silu(norm(conv(h)) + proj(emb)[:, :, None, None])

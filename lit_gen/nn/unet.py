@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lit_gen.nn._utils import check_data_shape, check_input, expand_time, group_norm
+from lit_gen.nn.conditioning import ClassEmbedding, check_num_classes, class_labels
 from lit_gen.nn.embeddings import SinusoidalTimeEmbedding
 
 
@@ -97,6 +98,9 @@ class UNet(nn.Module):
     in ``attention_resolutions``, and sits in the middle (res-attn-res). The time t (B,) in schedule units
     is embedded sinusoidally to ``channels`` features, then by a 2-layer MLP to ``4 * channels``.
     The output conv is zero-initialised, so the untrained network outputs zeros (common practice since DDPM).
+    With ``num_classes = K > 0`` a learned class embedding of width ``4 * channels`` (K classes and the null class
+    K) is added to the time embedding, as in the class-conditional U-Net of Dhariwal & Nichol (2021), and
+    ``forward`` takes labels ``y`` (``y=None``: the null class).
 
     Args:
         data_shape: (C, H, W). H and W must be divisible by ``2 ** (len(channel_mult) - 1)``.
@@ -107,6 +111,7 @@ class UNet(nn.Module):
         dropout: dropout probability inside the residual blocks.
         num_heads: attention heads; must divide the width of every level that has attention.
         groups: GroupNorm groups; each norm uses gcd(width, groups) so narrow networks work too.
+        num_classes: number of classes to condition on; 0 is the unconditional network.
     """
 
     def __init__(
@@ -119,9 +124,11 @@ class UNet(nn.Module):
         dropout: float = 0.0,
         num_heads: int = 1,
         groups: int = 32,
+        num_classes: int = 0,
     ) -> None:
         super().__init__()
         self.data_shape = check_data_shape(data_shape)
+        self.num_classes = check_num_classes(num_classes)
         if len(self.data_shape) != 3:
             raise ValueError(
                 f"UNet needs image data_shape (C, H, W), got {self.data_shape}; use TimeMLP for vector data"
@@ -198,10 +205,20 @@ class UNet(nn.Module):
         self.conv_out = nn.Conv2d(ch, in_ch, 3, padding=1)
         nn.init.zeros_(self.conv_out.weight)
         nn.init.zeros_(self.conv_out.bias)
+        if self.num_classes:  # last, so the other parameters are drawn as in the unconditional network
+            self.class_embedding = ClassEmbedding(self.num_classes, temb_dim)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
-        check_input(x, self.data_shape, type(self).__name__)
+    def conditioning(self, x: torch.Tensor, t: torch.Tensor | float, y: torch.Tensor | None) -> torch.Tensor:
+        """The vector every residual block receives: ``time_mlp(emb(t))``, plus the class embedding of ``y``."""
         temb = self.time_mlp(self.time_embedding(expand_time(t, x)).to(self.time_mlp[0].weight.dtype))
+        labels = class_labels(y, self.num_classes, x.shape[0], x.device, type(self).__name__)
+        if labels is not None:
+            temb = temb + self.class_embedding(labels).to(temb.dtype)
+        return temb
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor | float, y: torch.Tensor | None = None) -> torch.Tensor:
+        check_input(x, self.data_shape, type(self).__name__)
+        temb = self.conditioning(x, t, y)
         h = self.conv_in(x)
         skips = [h]
         for block in self.down:

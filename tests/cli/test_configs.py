@@ -45,7 +45,9 @@ def _shrink(cfg: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
     for key, small in (("sampler_steps", 2), ("sample_steps", 3), ("mcmc_steps", 2), ("denoise_steps", 2)):
         if key in model:
             model[key] = small
-    if cfg["model"]["class_path"].endswith("DiffusionModule"):  # the test NLL: a smoke run of the PF-ODE
+    if cfg["model"]["class_path"].rsplit(".", 1)[-1] in ("EBMModule", "DCDModule"):  # the AIS bracket: a smoke run
+        model.update(ais_chains=4, ais_steps=2)
+    if cfg["model"]["class_path"].endswith(("DiffusionModule", "FlowMatchingModule")):  # test NLL: an ODE smoke run
         model.update(test_nll_samples=8, test_nll_steps=1)
     data = cfg["data"].setdefault("init_args", {})
     name = cfg["data"]["class_path"].rsplit(".", 1)[-1]

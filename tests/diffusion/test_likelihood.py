@@ -111,7 +111,7 @@ def test_module_log_prob_and_test_report_nll() -> None:
     # the test hook keeps the first test_nll_samples points across batches and reports their mean NLL
     for batch in x.split(64):
         module.test_step(batch, 0)
-    report = module.extra_test_metrics(None)
+    report = module.evaluation_report()
     assert report["nll_nfe"] == 128
     assert abs(report["nll"] + exact[:150].mean().item()) < 0.05
-    assert module.extra_test_metrics(None) == {}  # the points are consumed
+    assert module.evaluation_report() == {}  # the points are consumed

@@ -15,11 +15,11 @@ import pytest
 import torch
 
 from lit_gen.data import Toy2DDataModule
+from lit_gen.evaluation import SampleDistances, eval_seed, subsample_indices
 from lit_gen.mcmc import Langevin
 from lit_gen.metrics import mmd2_unbiased, random_directions, sliced_wasserstein
 from lit_gen.metrics.sliced_wasserstein import _CHUNK_BYTES, projection_chunk_size
 from lit_gen.models import DiffusionModule, EBMModule
-from lit_gen.models.base import _eval_seed, subsample_indices
 from lit_gen.nn import EnergyMLP, TimeMLP
 
 sw_module = importlib.import_module("lit_gen.metrics.sliced_wasserstein")
@@ -129,13 +129,13 @@ def test_ranks_split_the_subsample_between_them() -> None:
     model = _diffusion()
     model.eval_max_points, model.mmd_max_points = 301, 100
     model._trainer = SimpleNamespace(world_size=1, global_rank=0, datamodule=dm)
-    whole = model.eval_subsample("test")
+    whole = model.evaluator(SampleDistances).subsample(model, "test")
     assert whole.limit == 301 and whole.mmd_limit == 100 and whole.split_size == 1000
     world = 3
     shares = []
     for rank in range(world):
         model._trainer = SimpleNamespace(world_size=world, global_rank=rank, datamodule=dm)
-        shares.append(model.eval_subsample("test"))
+        shares.append(model.evaluator(SampleDistances).subsample(model, "test"))
     model._trainer = None
     # the ranks' rows are disjoint and together the single-process subsample: exactly the cap, not W · cap
     assert sum(s.limit for s in shares) == 301
@@ -166,8 +166,8 @@ def test_report_states_the_sizes_and_the_floor_uses_the_same_subsample(tmp_path:
     assert sum(sampled) == 1000 and len(sampled) == math.ceil(1000 / 256)  # batches past the cap: no sampling
     assert report["eval_n_sw1"] == 1000 and report["eval_n_floor"] == 1000
     assert report["eval_n_mmd"] == 300 and report["eval_n_test_split"] == 3000
-    test_sub = dm.tensor("test")[subsample_indices(3000, 1000, _eval_seed(model, "test"))]
-    train_sub = dm.tensor("train")[subsample_indices(4000, 1000, _eval_seed(model, "train"))]
+    test_sub = dm.tensor("test")[subsample_indices(3000, 1000, eval_seed(model._trainer, "test"))]
+    train_sub = dm.tensor("train")[subsample_indices(4000, 1000, eval_seed(model._trainer, "train"))]
     assert report["sw1_floor"] == pytest.approx(float(sliced_wasserstein(train_sub, test_sub)), rel=1e-6)
     assert report["mmd_floor"] == pytest.approx(float(mmd2_unbiased(train_sub[:300], test_sub[:300])), rel=1e-6)
 
@@ -212,8 +212,8 @@ def test_ddp_ranks_share_one_capped_subsample_and_the_floor_uses_it(tmp_path: Pa
     # the floor is computed on the single-process subsample (the same points, gathered from the ranks)
     probe = _diffusion()
     probe._trainer = SimpleNamespace(world_size=1, global_rank=0, datamodule=dm)
-    test_sub = dm.tensor("test")[subsample_indices(1500, 501, _eval_seed(probe, "test"))]
-    train_sub = dm.tensor("train")[subsample_indices(2000, 501, _eval_seed(probe, "train"))]
+    test_sub = dm.tensor("test")[subsample_indices(1500, 501, eval_seed(probe._trainer, "test"))]
+    train_sub = dm.tensor("train")[subsample_indices(2000, 501, eval_seed(probe._trainer, "train"))]
     assert r0["sw1_floor"] == pytest.approx(float(sliced_wasserstein(train_sub, test_sub)), rel=1e-5)
     expected_mmd = float(mmd2_unbiased(train_sub[:201], test_sub[:201]))
     assert r0["mmd_floor"] == pytest.approx(expected_mmd, rel=1e-4, abs=1e-9)
@@ -280,8 +280,9 @@ def test_ebm_validation_samples_only_the_capped_points(tmp_path: Path) -> None:
     # 5000 validation points in 20 batches, but the long chain runs for 2000 points only (8 batches)
     assert sum(calls) == 2000 and len(calls) == math.ceil(2000 / 256)
     assert math.isfinite(out[0]["val/sw1"])
-    sub = model.eval_subsample("val", batch_idx=1)
+    distances = model.evaluator(SampleDistances)
+    sub = distances.subsample(model, "val", batch_idx=1)
     assert sub.limit == 2000 and sub.split_size == 5000
     val = dm.tensor("val")
     assert not torch.equal(sub.rows, val[:2000])  # a seeded random subsample, not the first rows
-    assert torch.equal(sub.rows, model.eval_subsample("val", batch_idx=0).rows)  # the same in every epoch
+    assert torch.equal(sub.rows, distances.subsample(model, "val", batch_idx=0).rows)  # the same in every epoch

@@ -108,7 +108,10 @@ def test_user_package_trains_through_the_console_script(tmp_path: Path) -> None:
 STRATEGIES = '''
 import torch
 
+from lit_gen.diffusion import DiffusionLoss, dsm_loss
 from lit_gen.diffusion.samplers import DiffusionSampler, ddim_sample
+from lit_gen.diffusion.schedules import DDAEBMSchedule
+from lit_gen.losses import EnergyLoss
 from lit_gen.mcmc import ChainInit
 
 
@@ -137,11 +140,46 @@ class GaussianStart(ChainInit):
 
     def update(self, samples):
         pass
+
+
+class CountingDSM(DiffusionLoss):
+    """The user's own diffusion objective: the DSM loss scaled by ``scale``, counting its calls."""
+
+    def __init__(self, scale: float = 1.0):
+        self.scale = scale
+        self.calls = 0
+
+    def __call__(self, net, schedule, x0, prediction):
+        self.calls += 1
+        return self.scale * dsm_loss(net, schedule, x0, prediction=prediction)
+
+
+class EnergyMeanGap(EnergyLoss):
+    """The user's own energy objective: the plain CD gap, counting its calls (negatives drawn by the module)."""
+
+    needs_negatives = True
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, energy, x, negatives=None):
+        self.calls += 1
+        assert negatives is not None and negatives.shape == x.shape
+        gap = energy(x).mean() - energy(negatives.detach()).mean()
+        return gap, {"gap": gap.detach()}
+
+
+class ShortSchedule(DDAEBMSchedule):
+    """The user's own DDAEBM schedule: two steps, a wider beta range."""
+
+    def __init__(self):
+        super().__init__(num_timesteps=2, beta_min=0.1, beta_max=15.0)
 '''
 
 
 def test_user_strategies_plug_in_through_yaml(tmp_path: Path, monkeypatch) -> None:
-    """A user's diffusion sampler and chain initialisation, given by class_path, are the ones the modules use."""
+    """A user's diffusion sampler, chain initialisation, losses and DDAEBM schedule, given by class_path, are the
+    ones the modules use."""
     from lit_gen.cli import build_cli
 
     src = tmp_path / "src" / "my_strategies"
@@ -158,10 +196,30 @@ def test_user_strategies_plug_in_through_yaml(tmp_path: Path, monkeypatch) -> No
                      str(tmp_path / "sampler.yaml"), "--model.init_args.net.init_args.hidden", "16", *common])
     chosen = cli.model.default_sampler
     assert type(chosen).__name__ == "CountingDDIM" and chosen.num_steps == 3
-    assert cli.model.sample(5).shape == (5, 2) and chosen.calls == 1
+    before = chosen.calls  # the end-of-fit plot sampled with it already
+    assert cli.model.sample(5).shape == (5, 2) and chosen.calls == before + 1 and before >= 1
     chains = {"model": {"init_args": {"chain_init": {"class_path": "my_strategies.GaussianStart",
                                                      "init_args": {"scale": 0.5}}}}}
     (tmp_path / "chains.yaml").write_text(yaml.safe_dump(chains))
     cli = build_cli(["fit", "--config", str(configs / "ebm" / "toy2d.yaml"), "--config", str(tmp_path / "chains.yaml"),
                      "--model.init_args.mcmc_steps", "2", *common])
     assert type(cli.model.chains).__name__ == "GaussianStart" and cli.model.chains.draws == 2
+    # losses (EDM-style callables) and the DDAEBM schedule, from the user's package too
+    losses = {"model": {"init_args": {"loss": {"class_path": "my_strategies.EnergyMeanGap"}}}}
+    (tmp_path / "ebm_loss.yaml").write_text(yaml.safe_dump(losses))
+    cli = build_cli(["fit", "--config", str(configs / "ebm" / "toy2d.yaml"), "--config",
+                     str(tmp_path / "ebm_loss.yaml"), "--model.init_args.mcmc_steps", "2", *common])
+    assert type(cli.model.loss).__name__ == "EnergyMeanGap" and cli.model.loss.calls == 2
+    losses = {"model": {"init_args": {"loss": {"class_path": "my_strategies.CountingDSM",
+                                               "init_args": {"scale": 2.0}}}}}
+    (tmp_path / "dsm_loss.yaml").write_text(yaml.safe_dump(losses))
+    cli = build_cli(["fit", "--config", str(configs / "diffusion" / "toy2d.yaml"), "--config",
+                     str(tmp_path / "dsm_loss.yaml"), "--model.init_args.net.init_args.hidden", "16", *common])
+    assert type(cli.model.loss).__name__ == "CountingDSM" and cli.model.loss.calls == 2
+    assert cli.model.loss.scale == 2.0
+    schedule = {"model": {"init_args": {"schedule": {"class_path": "my_strategies.ShortSchedule"}}}}
+    (tmp_path / "schedule.yaml").write_text(yaml.safe_dump(schedule))
+    cli = build_cli(["fit", "--config", str(configs / "ddaebm" / "toy2d.yaml"), "--config",
+                     str(tmp_path / "schedule.yaml"), *common])
+    assert type(cli.model.schedule).__name__ == "ShortSchedule" and cli.model.schedule.num_timesteps == 2
+    assert cli.model.sample(4).shape == (4, 2)

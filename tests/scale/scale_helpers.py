@@ -1,4 +1,4 @@
-"""Tiny versions of the four lit_gen modules and quiet CPU trainers, shared by the scale tests.
+"""Tiny versions of the lit_gen modules and quiet CPU trainers, shared by the scale tests.
 
 Every module gets an LR scheduler (and, where it has one, an EMA and a replay buffer), so that resuming
 exercises all of the state a checkpoint must carry.
@@ -21,10 +21,11 @@ from lit_gen.data import Toy2DDataModule
 from lit_gen.ddaebm import GeneratorMLP, PosteriorMLP
 from lit_gen.diffusion.schedules import LinearSchedule
 from lit_gen.mcmc import Langevin
-from lit_gen.models import DCDModule, DDAEBMModule, DiffusionModule, EBMModule, GenerativeModule
+from lit_gen.models import DCDModule, DDAEBMModule, DiffusionModule, EBMModule, FlowMatchingModule, GenerativeModule
 from lit_gen.nn import EnergyMLP, TimeEnergyMLP, TimeMLP
 
-MODULES = ("diffusion", "ebm", "dcd", "ddaebm")
+MODULES = ("diffusion", "ebm", "dcd", "ddaebm", "flow", "diffusion_cond")
+"""``*_cond``: the module with ``num_classes`` on labelled data (8 classes, the mixture components)."""
 HIDDEN = 16
 
 
@@ -41,9 +42,14 @@ def make_module(name: str, **overrides: Any) -> GenerativeModule:
 
     ``overrides`` replace constructor arguments (e.g. the optimizer).
     """
-    kwargs = _module_kwargs(name)
+    kwargs = _module_kwargs(name.removesuffix("_cond"))
+    if name.endswith("_cond"):
+        kwargs["num_classes"] = 8
     kwargs.update(overrides)
-    return {"diffusion": DiffusionModule, "ebm": EBMModule, "dcd": DCDModule, "ddaebm": DDAEBMModule}[name](**kwargs)
+    name = name.removesuffix("_cond")
+    classes = {"diffusion": DiffusionModule, "ebm": EBMModule, "dcd": DCDModule, "ddaebm": DDAEBMModule,
+               "flow": FlowMatchingModule}
+    return classes[name](**kwargs)
 
 
 def _module_kwargs(name: str) -> dict[str, Any]:
@@ -74,6 +80,11 @@ def _module_kwargs(name: str) -> dict[str, Any]:
             energy_lr_scheduler=_cosine(), generator_lr_scheduler=_cosine(), gradient_clip_val=1.0,
             ema_decay=0.99, eval_metrics=False,
         )
+    if name == "flow":
+        return dict(
+            net=partial(TimeMLP, hidden=HIDDEN, depth=1, time_dim=8), coupling="ot", sample_steps=4, ema_decay=0.99,
+            optimizer=_adam(), lr_scheduler=_cosine(), eval_metrics=False, test_nll_samples=0,
+        )
     raise ValueError(f"unknown module {name!r}; choose one of {MODULES}")
 
 
@@ -82,10 +93,11 @@ def steps_per_batch(name: str) -> int:
     return 2 if name == "ddaebm" else 1
 
 
-def make_data(n_train: int = 256, batch_size: int = 64, seed: int = 0) -> Toy2DDataModule:
-    """8 Gaussians, ``n_train // batch_size`` batches per epoch (4 by default)."""
+def make_data(n_train: int = 256, batch_size: int = 64, seed: int = 0, name: str | None = None) -> Toy2DDataModule:
+    """8 Gaussians, ``n_train // batch_size`` batches per epoch (4 by default); with labels for a ``*_cond``
+    module ``name``."""
     return Toy2DDataModule(name="8gaussians", n_train=n_train, n_val=128, n_test=128, batch_size=batch_size,
-                           seed=seed)
+                           seed=seed, conditional=bool(name and name.endswith("_cond")))
 
 
 def make_trainer(max_steps: int, **kwargs: Any) -> L.Trainer:
@@ -112,6 +124,8 @@ class LossRecorder(L.Callback):
         value = outputs.get("loss") if isinstance(outputs, dict) else outputs
         assert value is not None, f"no loss returned at batch {batch_idx}: {outputs!r}"
         self.losses.append(float(value))
+        if isinstance(batch, (tuple, list)):  # (x, y): the labels as a last column
+            batch = torch.cat([batch[0], batch[1][:, None].to(batch[0].dtype)], 1)
         self.batches.append(batch.detach().clone())
 
 
@@ -131,6 +145,13 @@ def progress_measure(name: str, module: GenerativeModule, data: Toy2DDataModule)
         torch.manual_seed(7)
         if name == "diffusion":
             return float(sum(dsm_loss(module.net, module.schedule, test) for _ in range(4)) / 4)
+        if name == "diffusion_cond":  # the null-class (unconditional) denoiser
+            return float(sum(dsm_loss(module.net, module.schedule, test) for _ in range(4)) / 4)
+        if name == "flow":
+            from lit_gen.flows import cfm_loss
+
+            return float(sum(cfm_loss(module.velocity(), module.prob_path, torch.randn_like(test), test)
+                             for _ in range(4)) / 4)
         low, high = data.bounds()
         u = low + (high - low) * torch.rand(len(test), 2)
         return float(module.energy(test).mean() - module.energy(u).mean())
@@ -154,6 +175,8 @@ class RankProbe(L.Callback):
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
+        if isinstance(batch, (tuple, list)):  # (x, y): the labels as a last column
+            batch = torch.cat([batch[0], batch[1][:, None].to(batch[0].dtype)], 1)
         self.batches.append(batch.detach().cpu().clone())
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:

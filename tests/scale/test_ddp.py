@@ -64,7 +64,7 @@ def _check_run(name: str, out_dir: Path, steps: int, before: float, after: float
 
 def _fit(name: str, out_dir: Path, steps: int, callbacks: tuple[L.Callback, ...] = (), **kwargs: object) -> tuple:
     L.seed_everything(0, verbose=False)
-    module, data = make_module(name), make_data(n_train=1024, batch_size=32)
+    module, data = make_module(name), make_data(n_train=1024, batch_size=32, name=name)
     before = progress_measure(name, module, data)
     make_ddp_trainer(steps, [RankProbe(str(out_dir)), *callbacks], **kwargs).fit(module, data)
     # ddp_spawn copies rank 0's weights back into this process's module
@@ -72,7 +72,9 @@ def _fit(name: str, out_dir: Path, steps: int, callbacks: tuple[L.Callback, ...]
 
 
 # Each ddp_spawn run costs 7-15 s on 2 cores (two fresh interpreters import torch and Lightning).
-@pytest.mark.parametrize("name", [m for m in MODULES if m != "ebm"])
+# the flow and conditional variants add ~100 s of CPU: they run in `make test-all`
+@pytest.mark.parametrize("name", [pytest.param(m, marks=pytest.mark.slow) if m in ("flow", "diffusion_cond") else m
+                                  for m in MODULES if m != "ebm"])
 def test_ddp_spawn_trains_syncs_replicas_and_metrics(name: str, tmp_path: Path) -> None:
     steps = BATCHES * steps_per_batch(name)
     before, after = _fit(name, tmp_path, steps)
@@ -123,7 +125,7 @@ def test_ddp_resume_matches_uninterrupted_run_bitwise(name: str, tmp_path: Path)
     # epoch come from the checkpoint: this seed alone would restart them from step 0.
     L.seed_everything(0, verbose=False)
     make_ddp_trainer(2 * k, [RankProbe(str(second))]).fit(
-        make_module(name), make_data(n_train=1024, batch_size=32), ckpt_path=str(tmp_path / f"step={k}.ckpt")
+        make_module(name), make_data(n_train=1024, batch_size=32, name=name), ckpt_path=str(tmp_path / f"step={k}.ckpt")
     )
     for rank in (0, 1):
         a, b, c = (torch.load(d / f"rank{rank}.pt", weights_only=False) for d in (full, first, second))

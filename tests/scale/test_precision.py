@@ -42,7 +42,7 @@ def test_bf16_mixed_trains_on_cpu_without_nan(name: str) -> None:
     before = [p.detach().clone() for p in module.parameters()]
     recorder, probe = LossRecorder(), _DtypeProbe()
     trainer = make_trainer(8 * steps_per_batch(name), precision="bf16-mixed", callbacks=[recorder, probe])
-    trainer.fit(module, make_data())
+    trainer.fit(module, make_data(name=name))
     assert torch.bfloat16 in probe.dtypes  # autocast really ran the network in bfloat16
     assert len(recorder.losses) == 8 and all(torch.isfinite(torch.tensor(recorder.losses)))
     params = list(module.parameters())
@@ -108,7 +108,8 @@ def test_16_mixed_clips_unscaled_gradients(name: str) -> None:
     L.seed_everything(0, verbose=False)
     plugin = MixedPrecision("16-mixed", "cpu", scaler=torch.amp.GradScaler("cpu", init_scale=256.0))
     sizes = _StepSizes()
-    make_trainer(12 * steps_per_batch(name), plugins=[plugin], callbacks=[sizes], **clip_args).fit(module, make_data())
+    trainer = make_trainer(12 * steps_per_batch(name), plugins=[plugin], callbacks=[sizes], **clip_args)
+    trainer.fit(module, make_data(name=name))
     assert all(len(s) > 0 for s in sizes.sizes.values()), sizes.sizes  # every optimizer took real steps
     assert len(sizes.sizes) == steps_per_batch(name)
     taken = torch.tensor([s for per_opt in sizes.sizes.values() for s in per_opt])

@@ -31,7 +31,7 @@ def _run(name: str, max_steps: int, ckpt_path: str | None = None, checkpoint_dir
     L.seed_everything(0, verbose=False)
     module = make_module(name)
     trainer = make_trainer(max_steps, callbacks=callbacks, **extra)
-    trainer.fit(module, make_data(), ckpt_path=ckpt_path)
+    trainer.fit(module, make_data(name=name), ckpt_path=ckpt_path)
     recorder.rng_after = torch.get_rng_state()
     return module, trainer, recorder
 

@@ -1,11 +1,11 @@
 """Diffusion samplers as objects: the one way a sampler is plugged into :class:`~lit_gen.models.DiffusionModule`.
 
 A :class:`DiffusionSampler` holds its settings (number of steps, η, spacing, ...) and is called as
-``sampler(denoiser, schedule, shape, *, generator=None, device=None, **overrides) -> SampleOutput``. The four
+``sampler(denoiser, schedule, shape, *, generator=None, device=None, **overrides) -> SampleOutput``. The
 built-in ones wrap the sampling functions of this package (:func:`ddpm_sample`, :func:`ddim_sample`,
-:func:`heun_sample`, :func:`euler_maruyama_sample`; equations in their docstrings and in
-``docs/algorithms.md``); a user's own sampler subclasses :class:`DiffusionSampler`, implements :meth:`run`, and
-is chosen in YAML by ``class_path``::
+:func:`heun_sample`, :func:`euler_maruyama_sample`, :func:`dpm_solver_pp_sample`, :func:`pf_ode_sample`; equations
+in their docstrings and in ``docs/algorithms.md``); a user's own sampler subclasses :class:`DiffusionSampler`,
+implements :meth:`run`, and is chosen in YAML by ``class_path``::
 
     model:
       init_args:
@@ -13,7 +13,8 @@ is chosen in YAML by ``class_path``::
           class_path: my_project.samplers.MySampler
           init_args: {num_steps: 20}
 
-The names ``ddpm``, ``ddim``, ``heun`` and ``euler_maruyama`` stay as shorthands (:func:`build_sampler`).
+The names ``ddpm``, ``ddim``, ``heun``, ``euler_maruyama``, ``dpm_solver++`` and ``pf_ode`` stay as shorthands
+(:func:`build_sampler`).
 """
 
 from __future__ import annotations
@@ -28,14 +29,18 @@ from lit_gen.diffusion.denoiser import Denoiser
 from lit_gen.diffusion.samplers._common import SampleOutput
 from lit_gen.diffusion.samplers.ddim import ddim_sample
 from lit_gen.diffusion.samplers.ddpm import ddpm_sample
+from lit_gen.diffusion.samplers.dpm_solver import dpm_solver_pp_sample
 from lit_gen.diffusion.samplers.euler_maruyama import euler_maruyama_sample
 from lit_gen.diffusion.samplers.heun import heun_sample
+from lit_gen.diffusion.samplers.pf_ode import pf_ode_sample
 from lit_gen.diffusion.schedules import NoiseSchedule
+from lit_gen.utils.config import RecordsInit
 
-__all__ = ["DDIM", "DDPM", "SAMPLER_CLASSES", "DiffusionSampler", "EulerMaruyama", "Heun", "build_sampler"]
+__all__ = ["DDIM", "DDPM", "PFODE", "SAMPLER_CLASSES", "DPMSolverPP", "DiffusionSampler", "EulerMaruyama", "Heun",
+           "build_sampler"]
 
 
-class DiffusionSampler:
+class DiffusionSampler(RecordsInit):
     """Interface of a configured diffusion sampler.
 
     Args:
@@ -119,9 +124,37 @@ class EulerMaruyama(DiffusionSampler):
                                      **options)
 
 
+class DPMSolverPP(DiffusionSampler):
+    """DPM-Solver++(2M) (Lu et al. 2022): :func:`~lit_gen.diffusion.samplers.dpm_solver_pp_sample`; NFE = steps."""
+
+    def __init__(self, num_steps: int = 20, spacing: Literal["logsnr", "karras", "time_uniform"] = "logsnr",
+                 sigma_min: float | None = None, sigma_max: float | None = None, rho: float = 7.0) -> None:
+        super().__init__(num_steps, spacing=spacing, sigma_min=sigma_min, sigma_max=sigma_max, rho=rho)
+
+    def run(self, denoiser, schedule, shape, *, num_steps, generator, device, **options):  # noqa: ANN001, ANN201
+        return dpm_solver_pp_sample(denoiser, schedule, shape, num_steps, generator=generator, device=device,
+                                    **options)
+
+
+class PFODE(DiffusionSampler):
+    """The probability-flow ODE solved by a :mod:`lit_gen.diffusion.ode` solver (``method``: ``euler``,
+    ``midpoint``, ``heun``, ``rk4`` on ``num_steps`` Karras steps, or adaptive ``dopri5`` with ``rtol``/``atol``):
+    :func:`~lit_gen.diffusion.samplers.pf_ode_sample`."""
+
+    def __init__(self, num_steps: int = 18, method: Literal["euler", "midpoint", "heun", "rk4", "dopri5"] = "heun",
+                 rho: float = 7.0, sigma_min: float | None = None, sigma_max: float | None = None,
+                 rtol: float = 1e-4, atol: float = 1e-4) -> None:
+        super().__init__(num_steps, method=method, rho=rho, sigma_min=sigma_min, sigma_max=sigma_max, rtol=rtol,
+                         atol=atol)
+
+    def run(self, denoiser, schedule, shape, *, num_steps, generator, device, **options):  # noqa: ANN001, ANN201
+        return pf_ode_sample(denoiser, schedule, shape, num_steps, generator=generator, device=device, **options)
+
+
 #: the shorthands: a name in a config or on the command line builds one of these
 SAMPLER_CLASSES: dict[str, type[DiffusionSampler]] = {
-    "ddpm": DDPM, "ddim": DDIM, "heun": Heun, "euler_maruyama": EulerMaruyama,
+    "ddpm": DDPM, "ddim": DDIM, "heun": Heun, "euler_maruyama": EulerMaruyama, "dpm_solver++": DPMSolverPP,
+    "pf_ode": PFODE,
 }
 
 

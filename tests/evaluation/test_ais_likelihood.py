@@ -1,0 +1,45 @@
+"""The AIS NLL bracket of the test report, on an energy whose normaliser is known."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import torch
+
+from lit_gen.evaluation import AISLikelihood, GridNLL
+from lit_gen.models import EBMModule
+from lit_gen.nn import EnergyMLP
+
+
+def test_the_bracket_holds_the_true_nll_of_a_gaussian_energy() -> None:
+    d, s = 6, 1.5
+    module = SimpleNamespace(
+        energy=lambda x: 0.5 * x.pow(2).sum(1) / s**2, data_shape=(d,), device=torch.device("cpu"),
+        data_mean=torch.zeros(d), data_std=torch.ones(d),
+    )
+    x = s * torch.randn(200, d, generator=torch.Generator().manual_seed(0))
+    ev = AISLikelihood(num_chains=128, num_steps=200, step_size=0.3, max_points=200)
+    for batch in x.split(64):
+        ev.update(module, batch, 0, "test")
+    report = ev.report(module)
+    log_z = 0.5 * d * math.log(2 * math.pi * s**2)
+    true_nll = float(0.5 * x.pow(2).sum(1).mean() / s**2) + log_z
+    assert report["ais_n_points"] == 200 and report["ais_num_chains"] == 128
+    # both estimates within 4 of their reported standard errors; each bound on its side of the truth up to them
+    se_f, se_r = report["ais_log_z_stderr"], report["ais_log_z_reverse_stderr"]
+    assert abs(report["ais_log_z"] - log_z) < 4 * se_f and abs(report["ais_log_z_reverse"] - log_z) < 4 * se_r
+    assert report["ais_nll_lower"] <= true_nll + 4 * se_f and report["ais_nll_upper"] >= true_nll - 4 * se_r
+    assert report["ais_nll_upper"] - report["ais_nll_lower"] < 0.3
+    assert 0 < report["ais_ess"] <= 128
+    assert ev.report(module) == {}  # the points are consumed
+
+
+def test_energy_modules_bracket_beyond_2d_and_keep_the_grid_in_2d() -> None:
+    ebm64 = EBMModule(energy_net=EnergyMLP, data_shape=(64,), ais_chains=8, ais_steps=5)
+    assert any(isinstance(ev, AISLikelihood) and ev.num_steps == 5 for ev in ebm64.evaluators)
+    assert not any(isinstance(ev, AISLikelihood) for ev in EBMModule(energy_net=EnergyMLP, data_shape=(64,),
+                                                                        ais_steps=0).evaluators)
+    ebm2 = EBMModule(energy_net=EnergyMLP, data_shape=(2,))
+    kinds = {type(ev) for ev in ebm2.evaluators}
+    assert GridNLL in kinds and AISLikelihood not in kinds
