@@ -34,19 +34,20 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+# the same data, batch size and batch stream as the peers benchmark (run as a script: benchmarks/ is on sys.path)
+import bench_peers  # noqa: E402,I001
 import lightning as L
 import torch
+from bench_peers import BATCH, batches, data_module  # noqa: E402,I001
 from rich.console import Console
 from rich.table import Table
 from torch import Tensor, nn
 
-from lit_gen.data import Toy2DDataModule
 from lit_gen.diffusion.ode import odeint
 from lit_gen.models import FlowMatchingModule
 from lit_gen.nn import TimeMLP
 from lit_gen.utils.ema import ExponentialMovingAverage
 
-BATCH = 256
 SIGMA_SB = 0.1
 TASKS: dict[str, tuple[str, str]] = {
     "gaussian→8gaussians": ("gaussian", "8gaussians"),
@@ -58,24 +59,6 @@ Velocity = Callable[[Tensor, Tensor], Tensor]
 
 
 # ------------------------------------------------------------------------------------------------ data
-def data_module(name: str, n_test: int, seed: int = 0) -> Toy2DDataModule:
-    dm = Toy2DDataModule(name=name, n_train=20000, n_val=256, n_test=n_test, batch_size=BATCH, seed=seed)
-    dm.setup()
-    return dm
-
-
-def batches(name: str, n_test: int, steps: int) -> Iterator[Tensor]:
-    """The exact batch stream ``Trainer.fit`` sees from ``data_module(name)``: epochs of its train loader."""
-    loader = data_module(name, n_test).train_dataloader()
-    done = 0
-    while True:
-        for x in loader:
-            if done == steps:
-                return
-            yield x
-            done += 1
-
-
 def source_sampler(source: str, n_test: int) -> Callable[[int, torch.Generator | None], Tensor]:
     """Draws of the source: ``N(0, I)``, or uniform draws from the source set's training split (seed 1)."""
     if source == "gaussian":
@@ -250,6 +233,7 @@ def main() -> None:
     torch.set_num_threads(1)
     global BATCH
     BATCH = 128 if args.quick else 256
+    bench_peers.BATCH = BATCH  # data_module() (shared with the peers benchmark) reads it there
     steps = args.steps or (150 if args.quick else 5000)
     hidden, depth = (64, 2) if args.quick else (256, 4)
     n_eval = 600 if args.quick else 10000
