@@ -80,16 +80,22 @@ def _check_plain_tensor(path: Path, t: Tensor) -> None:
         )
 
 
-def _load_pt(path: Path) -> Tensor | np.ndarray:
+def read_pt(path: Path, name: str, shape: str, hint: str) -> object:
+    """``torch.load(path, weights_only=True)`` (no code runs) with clear errors for an empty or unreadable file;
+    ``name`` is how messages call the file (``"{path}"``, ``"labels file {path}"``), ``hint`` what to save instead."""
     if path.stat().st_size == 0:
-        raise ValueError(f"{path} is empty (0 bytes); expected a tensor of shape (N, d) saved by torch.save")
+        raise ValueError(f"{name} is empty (0 bytes); expected a tensor of shape {shape} saved by torch.save")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises several types (UnpicklingError, RuntimeError) for bad files
         raise ValueError(
-            f"could not read {path} with torch.load(weights_only=True) ({type(e).__name__}: {e}); "
-            f"save a plain tensor, or a dict holding one tensor (or a 'data' key), with torch.save"
+            f"could not read {name} with torch.load(weights_only=True) ({type(e).__name__}: {e}); {hint}"
         ) from e
+
+
+def _load_pt(path: Path) -> Tensor | np.ndarray:
+    obj = read_pt(path, str(path), "(N, d)",
+                  "save a plain tensor, or a dict holding one tensor (or a 'data' key), with torch.save")
     if isinstance(obj, dict):
         if "data" in obj:
             obj = obj["data"]

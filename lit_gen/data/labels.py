@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lit_gen.data.array import _INT_DTYPES, SUPPORTED_SUFFIXES, _check_plain_tensor, _load_csv, _load_npy
+from lit_gen.data.array import _INT_DTYPES, SUPPORTED_SUFFIXES, _check_plain_tensor, _load_csv, _load_npy, read_pt
 
 __all__ = ["MAX_LABEL", "check_label_arguments", "check_label_range", "labels_from_values", "load_labels",
            "split_label_column"]
@@ -28,15 +28,8 @@ _WHAT_LABELS_ARE = "labels must be integer class indices 0..K-1, one per row of 
 
 
 def _load_pt_labels(path: Path) -> Tensor:
-    if path.stat().st_size == 0:
-        raise ValueError(f"labels file {path} is empty (0 bytes); expected a tensor of shape (N,) saved by torch.save")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises several types (UnpicklingError, RuntimeError) for bad files
-        raise ValueError(
-            f"could not read labels file {path} with torch.load(weights_only=True) ({type(e).__name__}: {e}); save a "
-            f"plain integer tensor of shape (N,), or a dict with a 'labels' key, with torch.save"
-        ) from e
+    obj = read_pt(path, f"labels file {path}", "(N,)",
+                  "save a plain integer tensor of shape (N,), or a dict with a 'labels' key, with torch.save")
     if isinstance(obj, dict):
         key = next((k for k in _PT_KEYS if k in obj), None)
         if key is not None:
