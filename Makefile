@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 BSTAMP := $(VENV)/.installed-bench
 
-.PHONY: install prepare-mnist demo test test-all lint bench bench-full clean
+.PHONY: install prepare-mnist demo test test-all lint bench bench-full gpu-check clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,9 @@ bench: $(BSTAMP) prepare-mnist  ## quick benchmarks (minutes) -> BENCHMARKS.md
 
 bench-full: $(BSTAMP)  ## full benchmarks (under an hour on 2 cores) -> BENCHMARKS.md
 	$(BIN)/python -m benchmarks.run
+
+gpu-check: $(STAMP)  ## every image config 200 steps in bf16-mixed on one GPU (synthetic data where files are missing; no downloads)
+	$(BIN)/python -m benchmarks.gpu_check
 
 clean:
 	rm -rf runs lightning_logs .pytest_cache

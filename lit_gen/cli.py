@@ -38,7 +38,7 @@ import torch
 from jsonargparse import ActionConfigFile, DefaultHelpFormatter
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import BasePredictionWriter
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 
 from lit_gen.callbacks.checkpoint_io import BrokenCheckpointError, broken_checkpoint_message
 from lit_gen.compat import check_cli_ckpt_hook
@@ -368,6 +368,7 @@ class LitGenCLI(LightningCLI):
 
     def before_fit(self) -> None:
         """``--weights_from PATH``: a new run that starts from the weights of a checkpoint (fresh optimizer)."""
+        self._continue_run_folder()
         path = self._subcommand_section().get("weights_from")
         if not path:
             return
@@ -419,17 +420,49 @@ class LitGenCLI(LightningCLI):
         if not any(isinstance(cb, BasePredictionWriter) for cb in self.trainer.callbacks):
             self.trainer.callbacks.append(SampleWriter())
 
+    def _continue_run_folder(self) -> None:
+        """``fit --ckpt_path``: the resumed run logs into the version folder of the run it continues.
+
+        Lightning's loggers otherwise open a new ``version_N`` for every resume, so one run's curves end up split
+        over several folders and its ``ModelCheckpoint`` warns "The dirpath has changed". A logger whose version
+        is not set in the config takes the checkpoint's run folder when that folder sits under the logger's own
+        ``root_dir``; the resumed config is saved beside the original ``config.yaml`` as
+        ``config_resumed_step<N>.yaml`` (the original stays as it was)."""
+        path = self._subcommand_section().get("ckpt_path")
+        checkpoint = _checkpoint_head(path)
+        if checkpoint is None:
+            return
+        run_dir = None
+        for state in (checkpoint.get("callbacks") or {}).values():
+            dirpath = state.get("dirpath") if isinstance(state, dict) else None
+            if dirpath and Path(dirpath).name == "checkpoints":
+                run_dir = Path(dirpath).parent
+                break
+        if run_dir is None:
+            return
+        continued = False
+        for logger in self.trainer.loggers:
+            if getattr(logger, "_version", 0) is None and hasattr(logger, "root_dir") and (
+                Path(logger.root_dir).resolve() == run_dir.parent.resolve()
+            ):
+                logger._version = run_dir.name  # the folder name: log_dir = root_dir / version_N
+                continued = True
+        if not continued:
+            return
+        step = int(checkpoint.get("global_step", 0))
+        for callback in self.trainer.callbacks:
+            if isinstance(callback, SaveConfigCallback):
+                callback.config_filename = f"config_resumed_step{step}.yaml"
+        print(f"continuing the run in {run_dir} from step {step}", file=sys.stderr)
+
     def _keep_checkpoint_dirs(self) -> None:
         """``validate``/``test``/``predict`` save no checkpoint, yet Lightning restores every ``ModelCheckpoint``'s
         state from ``--ckpt_path`` and warns "The dirpath has changed" because these runs log to a new version
         folder. The checkpoint callbacks are pointed at the folder saved in the checkpoint (nothing is written)."""
-        path = self._subcommand_section().get("ckpt_path")
-        if not path or not Path(path).is_file():
+        checkpoint = _checkpoint_head(self._subcommand_section().get("ckpt_path"))
+        if checkpoint is None:
             return
-        try:
-            states = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("callbacks") or {}
-        except Exception:  # Lightning's own loading reports an unreadable checkpoint
-            return
+        states = checkpoint.get("callbacks") or {}
         for callback in self.trainer.checkpoint_callbacks:
             saved = states.get(callback.state_key) or {}
             if getattr(callback, "dirpath", "") is None and saved.get("dirpath"):
@@ -457,6 +490,18 @@ class LitGenCLI(LightningCLI):
         if "sw1" in report and "sw1_floor" in report:
             lines.append(f"SW1 of the samples: {report['sw1']:.4f} (data-vs-data floor {report['sw1_floor']:.4f})")
         print("\n".join(lines))
+
+
+def _checkpoint_head(path: str | None) -> dict[str, Any] | None:
+    """The checkpoint at ``path`` memory-mapped (tensors are not read), or None when there is none or it is
+    unreadable (Lightning's own loading then reports it)."""
+    if not path or not Path(path).is_file():
+        return None
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:
+        return None
+    return checkpoint if isinstance(checkpoint, dict) else None
 
 
 def _import(class_path: str) -> type | None:

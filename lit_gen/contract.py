@@ -87,6 +87,12 @@ def data_num_classes(trainer: Any) -> int | None:
     return n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else None
 
 
+def data_to_data_space(trainer: Any, x: Tensor) -> Tensor:
+    """``datamodule.to_data_space(x)``: samples in the data's own units (``x`` itself without that method)."""
+    mapper = getattr(datamodule_of(trainer), "to_data_space", None)
+    return mapper(x) if callable(mapper) else x
+
+
 def data_labels(trainer: Any, split: str) -> Tensor | None:
     """``datamodule.labels(split)``: the labels of ``tensor(split)``, row by row, or ``None``."""
     getter = getattr(datamodule_of(trainer), "labels", None)

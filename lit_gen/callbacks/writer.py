@@ -22,7 +22,7 @@ import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 
 from lit_gen.callbacks.plots import MAX_IMAGES, real_global_step
-from lit_gen.contract import data_split
+from lit_gen.contract import data_split, data_to_data_space
 from lit_gen.utils.plotting import plot_samples
 
 
@@ -67,7 +67,9 @@ class SampleWriter(BasePredictionWriter):
         self, trainer: L.Trainer, pl_module: L.LightningModule, predictions: Any, batch_indices: Any
     ) -> None:
         batches = predictions[0] if predictions and isinstance(predictions[0], list) else predictions
-        samples = torch.cat([b.detach().float().cpu() for b in batches])
+        model_space = torch.cat([b.detach().float().cpu() for b in batches])
+        samples = data_to_data_space(trainer, model_space)  # e.g. standardised user data: back to the file's units
+        mapped = samples is not model_space
         suffix = f"_rank{trainer.global_rank}" if trainer.world_size > 1 else ""
         out = Path(self.output_dir) if self.output_dir else default_output_dir(trainer)
         out.mkdir(parents=True, exist_ok=True)
@@ -77,11 +79,13 @@ class SampleWriter(BasePredictionWriter):
         png = out / f"samples{suffix}.png"
         data = data_split(trainer, "test")
         if data is not None:
-            data = data[: MAX_IMAGES if samples.dim() == 4 else 2000]
+            data = data_to_data_space(trainer, data[: MAX_IMAGES if samples.dim() == 4 else 2000])
         energy = getattr(pl_module, "energy_for_plot", None) if samples.dim() == 2 and samples.shape[1] == 2 else None
+        if mapped:
+            energy = None  # the energy lives in the model's units, the picture in the data's
         title = f"{type(pl_module).__name__} · predict · step {real_global_step(trainer)} · {len(samples)} samples"
         if plot_samples(samples, data, energy=energy, title=title, path=png) is not None:
             self.paths.append(png)
         names = " and ".join(p.name for p in self.paths)
         print(f"predict: wrote {len(samples)} samples of shape {tuple(samples.shape[1:])} to {out.resolve()} "
-              f"({names})", file=sys.stdout)
+              f"({names}){' in the data file units (standardize: mapped back)' if mapped else ''}", file=sys.stdout)

@@ -15,6 +15,7 @@ import codecs
 import csv
 import io
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -303,6 +304,30 @@ def load_array(path: str | Path, max_abs: float | None = DEFAULT_MAX_ABS) -> Ten
     return data.contiguous()
 
 
+#: per-feature standard deviations (and |means|) outside this range are far from the unit scale the configs assume
+UNIT_SCALE_RANGE: tuple[float, float] = (0.05, 20.0)
+
+
+def warn_if_far_from_unit_scale(mean: Tensor, std: Tensor, path: str) -> None:
+    """Warn when the training split's per-feature std leaves :data:`UNIT_SCALE_RANGE` or a mean is beyond its top.
+
+    The configs' step sizes, noise levels, initial chains and plots assume data of order one: such data trains
+    badly or not at all, where the same data standardised trains as the toys do."""
+    low, high = UNIT_SCALE_RANGE
+    too_small, too_large = float(std.min()), float(std.max())
+    offset = float(mean.abs().max())
+    if too_small >= low and too_large <= high and offset <= high:
+        return
+    warnings.warn(
+        f"{path}: the features' standard deviations run from {too_small:.3g} to {too_large:.3g} and their means "
+        f"reach {offset:.3g}, far from the unit scale the configs assume (noise levels, step sizes, initial "
+        f"chains); set data.init_args.standardize true to train on (x - mean) / std of the training split "
+        f"(samples written by predict are mapped back to the file's units)",
+        UserWarning,
+        stacklevel=3,
+    )
+
+
 class ArrayDataModule(InMemoryDataModule):
     """User-provided points ``(N, d)``, any ``d``, split once into seeded train/val/test parts.
 
@@ -325,6 +350,9 @@ class ArrayDataModule(InMemoryDataModule):
             label, e.g. of a CSV ``x0,x1,label``. It is removed from the features, so ``data_shape`` is ``(d - 1,)``
             whether or not ``conditional`` is set.
         num_classes: the number of classes (every label must be below it); default: the largest label + 1.
+        standardize: train on ``(x - mean) / std`` per feature, with the mean and std of the training split
+            (:attr:`shift`, :attr:`scale`); :meth:`to_data_space` maps samples back, and ``lit-gen predict``
+            writes them in the file's units. Without it, data far from unit scale gets a warning.
 
     Labels given while ``conditional`` is False are still read and checked (so one config can switch between the
     two), but batches then carry no labels and ``num_classes`` is None.
@@ -342,6 +370,7 @@ class ArrayDataModule(InMemoryDataModule):
         labels: str | None = None,
         label_column: int | None = None,
         num_classes: int | None = None,
+        standardize: bool = False,
     ) -> None:
         # imported here: lit_gen.data.labels reads label files with this module's loaders
         from lit_gen.data.labels import check_label_arguments, check_label_range, load_labels, split_label_column
@@ -371,6 +400,16 @@ class ArrayDataModule(InMemoryDataModule):
             self._num_classes = check_label_range(self._targets, num_classes, source)
         # Fail at construction, not at fit time, when N cannot be split as asked.
         split_sizes(len(self._data), val_fraction, test_fraction, what=str(path))
+        self.standardize = check_bool(standardize, "standardize")
+        train = self._data[random_split_indices(len(self._data), val_fraction, test_fraction, seed=seed,
+                                                what=self.path)["train"]]
+        mean, std = train.mean(dim=0), train.std(dim=0) if len(train) > 1 else torch.ones(train.shape[1])
+        #: x_model = (x - shift) / scale when ``standardize``: the training split's mean and standard deviation
+        #: per feature (1 for a constant feature), else 0 and 1
+        self.shift = mean if self.standardize else torch.zeros_like(mean)
+        self.scale = torch.where(std > 0, std, torch.ones_like(std)) if self.standardize else torch.ones_like(std)
+        if not self.standardize:
+            warn_if_far_from_unit_scale(mean, std, self.path)
         self.save_hyperparameters()
 
     @property
@@ -384,8 +423,16 @@ class ArrayDataModule(InMemoryDataModule):
 
     def load_splits(self) -> dict[str, Tensor | tuple[Tensor, Tensor]]:
         fractions = (self.val_fraction, self.test_fraction)
+        data = (self._data - self.shift) / self.scale if self.standardize else self._data
         if self._targets is None:
-            return random_split_tensor(self._data, *fractions, seed=self.seed, what=self.path)
-        parts = random_split_indices(len(self._data), *fractions, seed=self.seed, what=self.path)
-        return {split: (self._data[index].contiguous(), self._targets[index]) for split, index in parts.items()}
+            return random_split_tensor(data, *fractions, seed=self.seed, what=self.path)
+        parts = random_split_indices(len(data), *fractions, seed=self.seed, what=self.path)
+        return {split: (data[index].contiguous(), self._targets[index]) for split, index in parts.items()}
+
+    def to_data_space(self, x: Tensor) -> Tensor:
+        """Map points from the model's units back to the file's: ``x · scale + shift`` (identity without
+        ``standardize``, returning ``x`` itself)."""
+        if not self.standardize:
+            return x
+        return x * self.scale.to(x.device, x.dtype) + self.shift.to(x.device, x.dtype)
 

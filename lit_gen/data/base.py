@@ -170,6 +170,13 @@ class IndexBatchSampler(BatchSampler):
         self._resume_epoch = epoch
         self.epoch_start_state: Tensor | None = None
 
+    def resume_at(self, skip: int, epoch: int | None) -> None:
+        """Skip the first ``skip`` batches of the next epoch iterated, and set a distributed sampler to ``epoch``."""
+        if not isinstance(skip, int) or skip < 0:
+            raise ValueError(f"skip must be a number of batches >= 0, got {skip!r}")
+        self._skip = skip
+        self._resume_epoch = epoch
+
     def __iter__(self) -> Iterator[Tensor | list[int]]:  # type: ignore[override]
         sampler = self.sampler
         skip, self._skip = self._skip, 0
@@ -253,6 +260,46 @@ class ResumableTrainOrder:
         """Keep the training-order state of :meth:`state_dict` for the next ``train_dataloader()``."""
         self._resume = dict(state_dict) if state_dict else None
 
+    def train_loader(self, dataset: Dataset, batches: IndexBatchSampler, **kwargs: Any) -> ResumableDataLoader:
+        """The train loader over ``batches``: a :class:`ResumableDataLoader` whose state is this order's."""
+        return ResumableDataLoader(dataset, batch_sampler=batches, order=self, **kwargs)
+
+    def resume_batches(self, batches: BatchSampler, state: dict[str, Any]) -> None:
+        """Apply a :meth:`state_dict` to ``batches`` before their first epoch is iterated (idempotent)."""
+        if not state:
+            return
+        if state.get("generator_state") is not None:
+            if self._train_generator is None:
+                self._train_generator = torch.Generator().manual_seed(derive_seed(self.seed, 0x5A))
+            self._train_generator.set_state(state["generator_state"])
+        if isinstance(batches, IndexBatchSampler):
+            batches.resume_at(int(state.get("skip", 0)), state.get("epoch"))
+
+
+class ResumableDataLoader(DataLoader):
+    """A ``DataLoader`` that follows Lightning's stateful-loader protocol (``state_dict``/``load_state_dict``).
+
+    Its state is its data module's seeded training order (:class:`ResumableTrainOrder`): where the epoch's order
+    was drawn from and how many batches of it were trained on. Lightning saves it with the fit loop and hands it
+    back before the resumed run iterates the loader, so a run stopped mid-epoch continues the same order exactly
+    and Lightning knows it does (no "your dataloader is not resumable" warning). ``order`` is an ``__init__``
+    argument kept as an attribute of the same name, so Lightning can re-create the loader under DDP.
+    """
+
+    def __init__(self, dataset: Dataset, *args: Any, order: ResumableTrainOrder | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(dataset, *args, **kwargs)
+        self.order = order
+
+    def state_dict(self) -> dict[str, Any]:
+        """The training order's state (empty without an order or outside a fit)."""
+        return self.order.state_dict() if self.order is not None else {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Continue the order a checkpoint recorded: same epoch order, the batches already seen skipped."""
+        if self.order is not None:
+            self.order.resume_batches(self.batch_sampler, state_dict)
+
 
 class GenerativeDataModule(LightningDataModule, ABC):
     """Interface of every lit_gen datamodule: the contract the modules read (:mod:`lit_gen.contract`).
@@ -295,6 +342,11 @@ class GenerativeDataModule(LightningDataModule, ABC):
     def true_nll(self, split: str = "test") -> float | None:
         """The exact NLL (nats) of ``split`` under the data distribution, or ``None`` when the density is unknown."""
         return None
+
+    def to_data_space(self, x: Tensor) -> Tensor:
+        """Map points from the units the model trains in back to the data's own (``x`` itself when they agree, as
+        here; ``ArrayDataModule(standardize=True)`` undoes its standardisation)."""
+        return x
 
     @property
     def num_classes(self) -> int | None:
@@ -414,7 +466,7 @@ class InMemoryDataModule(ResumableTrainOrder, GenerativeDataModule):
     def train_dataloader(self) -> DataLoader:
         dataset = TensorIndexDataset(self.tensor("train"), self.labels("train"))
         batches = self.train_batch_sampler(dataset, self.batch_size)
-        return DataLoader(dataset, batch_sampler=batches, collate_fn=identity_collate, num_workers=0)
+        return self.train_loader(dataset, batches, collate_fn=identity_collate, num_workers=0)
 
     def _eval_dataloader(self, split: str) -> DataLoader:
         dataset = TensorIndexDataset(self.tensor(split), self.labels(split))

@@ -250,8 +250,8 @@ class VisionDataModule(ResumableTrainOrder, GenerativeDataModule):
         """Full batches in a seeded order that a resumed run continues (mid-epoch too)."""
         dataset = self.dataset("train")
         batches = self.train_batch_sampler(dataset, self.batch_size, as_list=True, items="images")
-        return DataLoader(dataset, batch_sampler=batches, num_workers=self.num_workers,
-                          persistent_workers=self.num_workers > 0, collate_fn=self._collate())
+        return self.train_loader(dataset, batches, num_workers=self.num_workers,
+                                 persistent_workers=self.num_workers > 0, collate_fn=self._collate())
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val")

@@ -12,6 +12,7 @@ from lit_gen.evaluation.denoising import DenoisingPSNR
 from lit_gen.evaluation.energy import EnergyOOD, GridNLL
 from lit_gen.evaluation.fd_digits import FDDigits
 from lit_gen.evaluation.fd_mnist import FDMNIST
+from lit_gen.evaluation.jem import JEMAccuracy, jem_logits_available
 from lit_gen.evaluation.likelihood import FlowLikelihood
 from lit_gen.evaluation.report import format_value, write_report
 from lit_gen.evaluation.sample_distances import SampleDistances
@@ -19,7 +20,6 @@ from lit_gen.evaluation.subsample import EvalSubsample, eval_seed, subsample_ind
 
 __all__ = [
     "AISLikelihood", "DenoisingPSNR", "EnergyOOD", "EvalSubsample", "Evaluator", "FDDigits", "FDMNIST",
-    "FlowLikelihood",
-    "GridNLL",
-    "SampleDistances", "eval_seed", "format_value", "subsample_indices", "write_report",
+    "FlowLikelihood", "GridNLL", "JEMAccuracy", "SampleDistances", "eval_seed", "format_value",
+    "jem_logits_available", "subsample_indices", "write_report",
 ]

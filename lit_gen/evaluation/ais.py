@@ -19,6 +19,7 @@ from torch.distributions import Independent, Normal
 
 from lit_gen.diffusion.likelihood import bits_per_dim, dequantize
 from lit_gen.evaluation.base import Evaluator
+from lit_gen.evaluation.progress import evaluation_status
 from lit_gen.mcmc import MALA
 from lit_gen.mcmc.ais import ais_bracket
 
@@ -62,7 +63,9 @@ class AISLikelihood(Evaluator):
         base = Independent(Normal(module.data_mean, std), len(module.data_shape))
         # MALA in whitened units: a step of step_size · std per feature (the mean of std sets the scale)
         sampler = MALA(step_size=self.step_size * float(std.mean()) ** 2)
-        with torch.inference_mode(False), torch.enable_grad():
+        what = (f"test NLL: AIS bracket, {self.num_chains} chains × {self.num_steps} steps each way "
+                f"({x.shape[0]} data points)")
+        with evaluation_status(module, what), torch.inference_mode(False), torch.enable_grad():
             res = ais_bracket(module.energy, base, x, num_chains=self.num_chains, num_steps=self.num_steps,
                               sampler=sampler, generator=gen)
         out: dict[str, float] = {}

@@ -28,9 +28,12 @@ class Evaluator(nn.Module):
 
     Attributes:
         splits: the splits whose batches :meth:`update` sees (``"val"``, ``"test"``).
+        needs_labels: whether :meth:`update` receives ``(x, y)`` instead of ``x``.
     """
 
     splits: tuple[str, ...] = ("test",)
+    #: :meth:`update` receives ``(x, y)`` with the batch's class labels ``y`` (``None`` for unlabelled data)
+    needs_labels: bool = False
 
     def start(self, module: Any, split: str) -> None:
         """Called at the start of each epoch of ``split`` (default: nothing)."""

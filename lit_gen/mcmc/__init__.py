@@ -50,6 +50,7 @@ from lit_gen.mcmc.init import (
     UniformInit,
 )
 from lit_gen.mcmc.langevin import Langevin
+from lit_gen.mcmc.long_run import LongRunResult, adaptable, long_run
 from lit_gen.mcmc.mala import MALA
 from lit_gen.mcmc.tempering import ReplicaExchange, ReplicaExchangeResult, geometric_temperatures
 
@@ -88,6 +89,9 @@ __all__ = [
     "GaussianInit",
     "InitDistribution",
     "Langevin",
+    "LongRunResult",
+    "adaptable",
+    "long_run",
     "MCMCResult",
     "MCMCSampler",
     "NoiseInit",

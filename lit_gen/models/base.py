@@ -27,6 +27,7 @@ from lit_gen.evaluation import FDMNIST, Evaluator, FDDigits, SampleDistances, wr
 from lit_gen.mcmc.sanity import chain_sanity_problems
 from lit_gen.models._checkpoint import state_dict_mismatch
 from lit_gen.models.resume import apply_configured_optimizer_settings
+from lit_gen.optim import span_run
 from lit_gen.utils.config import RecordsInit
 from lit_gen.utils.rank_state import (
     capture_rng_state,
@@ -79,7 +80,7 @@ def refuse_labels(owner: str, num_classes: int | None) -> None:
     if num_classes is not None:
         raise ValueError(
             f"{owner} does not take class labels yet (num_classes={num_classes}): set data.init_args.conditional: "
-            "false, or use DiffusionModule, EBMModule or DCDModule for a conditional model"
+            "false, or use DiffusionModule, EBMModule, DCDModule or DDAEBMModule for a conditional model"
         )
 
 
@@ -291,6 +292,7 @@ class GenerativeModule(RecordsInit, L.LightningModule):
         if self.lr_scheduler_factory is None:
             return optimizer
         scheduler = self.lr_scheduler_factory(optimizer)
+        span_run(scheduler, self._trainer.max_steps if self._trainer is not None else None, type(self).__name__)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def predict_dataloader(self) -> Any:
@@ -449,10 +451,11 @@ class GenerativeModule(RecordsInit, L.LightningModule):
         raise KeyError(f"{type(self).__name__} has no {kind.__name__} evaluator (it has: {have})")
 
     def _run_evaluators(self, batch: Tensor, batch_idx: int, split: str) -> None:
+        _, labels = split_batch(batch)
         batch = self.check_batch(batch)
         for ev in self.evaluators:
             if split in ev.splits:
-                ev.update(self, batch, batch_idx, split)
+                ev.update(self, (batch, labels) if ev.needs_labels else batch, batch_idx, split)
 
     def on_validation_epoch_start(self) -> None:
         for ev in self.evaluators:

@@ -19,10 +19,22 @@ from typing import Any, Literal
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor
+from torch.nn import functional as F
 
 from lit_gen.diffusion.guidance import drop_labels
+from lit_gen.evaluation import jem_logits_available
 from lit_gen.losses import EnergyLoss, build_energy_loss
-from lit_gen.mcmc import ChainInit, DataInit, Langevin, MCMCSampler, NoiseInit, ReplayBuffer, UniformInit, guided_energy
+from lit_gen.mcmc import (
+    ChainInit,
+    DataInit,
+    Langevin,
+    MCMCSampler,
+    NoiseInit,
+    ReplayBuffer,
+    UniformInit,
+    guided_energy,
+    long_run,
+)
 from lit_gen.models.base import NetFactory
 from lit_gen.models.energy import EnergyModule
 from lit_gen.utils.rank_state import gather_to_rank_zero, select_rank
@@ -63,6 +75,13 @@ class EBMModule(EnergyModule):
             replaced by the null class with probability ``label_dropout`` (so ``E(x, ∅)`` learns the marginal).
         label_dropout: see ``num_classes``.
         guidance_scale: default weight w of ``sample(n, y=...)``: MCMC on ``(1 − w) E(x, ∅) + w E(x, y)``.
+        adapt_sample_step: adapt the step of a Metropolis–Hastings ``sample_sampler`` (MALA, HMC) before each
+            ``sample()`` by dual averaging (Hoffman & Gelman 2014) to its target acceptance, then freeze it, on a
+            copy (the configured sampler is unchanged); unadjusted Langevin runs as configured.
+        sample_warmup: dual-averaging updates (one sampler step each) of that warm-up.
+        classifier_weight: λ of JEM's hybrid objective (Grathwohl et al. 2020) for an energy network built with
+            ``class_logits=True``: the loss adds ``λ · CE(f(x), y)``, the cross-entropy of ``p(y | x) = softmax f(x)``
+            on the labelled batch (0: the generative loss alone). The test report then gives ``jem_accuracy``.
         ais_chains, ais_steps, ais_step_size: the AIS bracket of the test NLL beyond 2-D data
             (:class:`lit_gen.evaluation.AISLikelihood`; ``ais_steps = 0`` turns it off).
         grid_limit: half-width L of the [−L, L]² grid of the 2D grid NLL (``docs/algorithms.md#grid-nll``).
@@ -93,6 +112,9 @@ class EBMModule(EnergyModule):
         num_classes: int | None = None,
         label_dropout: float = 0.1,
         guidance_scale: float = 1.0,
+        classifier_weight: float = 0.0,
+        adapt_sample_step: bool = True,
+        sample_warmup: int = 100,
         ais_chains: int = 64,
         ais_steps: int = 200,
         ais_step_size: float = 0.05,
@@ -129,6 +151,16 @@ class EBMModule(EnergyModule):
             raise ValueError(f"label_dropout must lie in [0, 1), got {label_dropout}")
         self.label_dropout = float(label_dropout)
         self.guidance_scale = float(guidance_scale)
+        if classifier_weight < 0 or (classifier_weight > 0 and not jem_logits_available(self)):
+            raise ValueError(
+                f"classifier_weight={classifier_weight} must be >= 0, and > 0 needs an energy network built with "
+                f"num_classes and class_logits=True (JEM: its outputs are the classifier's logits)"
+            )
+        self.classifier_weight = float(classifier_weight)
+        if isinstance(sample_warmup, bool) or not isinstance(sample_warmup, int) or sample_warmup < 0:
+            raise ValueError(f"sample_warmup must be a number of dual-averaging updates >= 0, got {sample_warmup!r}")
+        self.adapt_sample_step = bool(adapt_sample_step)
+        self.sample_warmup = sample_warmup
         self.save_hyperparameters(ignore=ignore + ([] if isinstance(loss, str) else ["loss"]))
         self.sampler = sampler if sampler is not None else Langevin(step_size=0.01)
         self.sample_sampler = sample_sampler if sample_sampler is not None else self.sampler
@@ -154,6 +186,10 @@ class EBMModule(EnergyModule):
             energy = functools.partial(self.energy, y=drop_labels(y, self.label_dropout, self.num_classes))
         negatives, stats = self.negative_phase(x, energy) if self.loss.needs_negatives else (None, {})
         loss, parts = self.loss(energy, x, negatives)
+        if y is not None and self.classifier_weight > 0:  # JEM's hybrid: log p(x | ·) + λ log p(y | x)
+            cross_entropy = F.cross_entropy(self.energy_net.logits(x), y)
+            loss = loss + self.classifier_weight * cross_entropy
+            parts = {**parts, "classifier_loss": cross_entropy.detach()}
         energies = parts.pop("energies", None)
         if energies is not None:
             self.guard(None, energies)
@@ -182,11 +218,18 @@ class EBMModule(EnergyModule):
     # ---------------------------------------------------------------- sampling
     def sample(
         self, n: int, steps: int | None = None, generator: torch.Generator | None = None, init: Tensor | None = None,
-        y: Tensor | int | None = None, guidance_scale: float | None = None,
-    ) -> Tensor:
+        y: Tensor | int | None = None, guidance_scale: float | None = None, return_stats: bool = False,
+        adapt: bool | None = None,
+    ) -> Tensor | tuple[Tensor, dict[str, float]]:
         """Long-run MCMC: ``steps`` (default ``sample_steps``) of ``sample_sampler`` from the init distribution, on
         ``E`` or, for class ``y`` of a conditional model, on ``(1 − w) E(x, ∅) + w E(x, y)`` (w = ``guidance_scale``,
-        default the model's; :func:`lit_gen.mcmc.guided_energy`)."""
+        default the model's; :func:`lit_gen.mcmc.guided_energy`).
+
+        A Metropolis–Hastings ``sample_sampler`` (MALA, HMC) first adapts a copy of its step size by dual averaging
+        to its target acceptance over ``sample_warmup`` updates (``adapt``, default ``adapt_sample_step``), then
+        freezes it (:func:`lit_gen.mcmc.long_run`). ``return_stats=True`` also returns the run's diagnostics:
+        ``ess_min``/``ess_mean`` (bulk ESS per coordinate over the second half), ``rhat_max`` (split-R̂),
+        ``acceptance_rate`` and the ``step_size`` used."""
         if n <= 0:
             raise ValueError(f"number of samples must be positive, got {n}")
         steps = self.sample_steps if steps is None else int(steps)
@@ -202,7 +245,10 @@ class EBMModule(EnergyModule):
         was_training = self.training
         self.eval()
         try:
-            return self.sample_sampler.run(energy, x, steps, generator=generator).x
+            adapt = self.adapt_sample_step if adapt is None else bool(adapt)
+            result = long_run(self.sample_sampler, energy, x, steps, warmup=self.sample_warmup if adapt else 0,
+                              record=return_stats, generator=generator)
+            return (result.x, result.stats) if return_stats else result.x
         finally:
             self.train(was_training)
 

@@ -22,7 +22,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor
 
 from lit_gen.contract import data_bounds, data_split
-from lit_gen.evaluation import AISLikelihood, EnergyOOD, Evaluator, GridNLL
+from lit_gen.evaluation import AISLikelihood, EnergyOOD, Evaluator, GridNLL, JEMAccuracy, jem_logits_available
 from lit_gen.mcmc import UniformInit
 from lit_gen.models.base import GenerativeModule, NetFactory, build_network
 
@@ -211,6 +211,8 @@ class EnergyModule(GenerativeModule):
             evaluators.append(GridNLL(self.grid_limit))
         if self.data_shape != (2,) and self.ais_steps > 0:
             evaluators.append(AISLikelihood(self.ais_chains, self.ais_steps, self.ais_step_size))
+        if self.num_classes is not None and jem_logits_available(self):
+            evaluators.append(JEMAccuracy(self.num_classes))
         return evaluators
 
     def configure_ais(self, chains: int, steps: int, step_size: float) -> None:

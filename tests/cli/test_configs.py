@@ -31,13 +31,15 @@ FAKE_WRITERS = {
 }
 
 
-def _shrink(cfg: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
+def _shrink(cfg: dict[str, Any], tmp_path: Path, keep_devices: bool = False) -> dict[str, Any]:
     trainer = cfg.setdefault("trainer", {})
-    if trainer.get("accelerator") == "gpu":
+    if trainer.get("accelerator") == "auto":  # the GPU configs
         _shrink_widths(cfg["model"])  # GPU-sized networks: same architecture, fewer channels
-    trainer.update(accelerator="cpu", devices=1, fast_dev_run=True, default_root_dir=str(tmp_path / "run"))
-    trainer.pop("strategy", None)
-    trainer.pop("num_nodes", None)
+    trainer.update(fast_dev_run=True, default_root_dir=str(tmp_path / "run"))
+    if not keep_devices:
+        trainer.update(accelerator="cpu", devices=1)
+        trainer.pop("strategy", None)
+        trainer.pop("num_nodes", None)
     for cb in trainer.get("callbacks") or []:
         if cb["class_path"].endswith("SamplePlotCallback"):
             cb.setdefault("init_args", {})["num_samples"] = 16
@@ -90,6 +92,20 @@ def test_every_config_and_preset_writes_checkpoints_atomically() -> None:
 def test_configs_exist() -> None:
     names = {str(p.relative_to(CONFIG_DIR)) for p in METHOD_CONFIGS}
     assert {"diffusion/toy2d.yaml", "diffusion/digits.yaml", "diffusion/cifar10.yaml"} <= names
+
+
+def test_gpu_configs_start_on_a_cpu_machine_as_they_are(tmp_path: Path) -> None:
+    """No method config names `accelerator: gpu`: the GPU configs say `auto`, so a smoke run of one starts on a
+    CPU-only machine with the config's own accelerator, devices, strategy and bf16-mixed precision."""
+    accelerators = {str(p.relative_to(CONFIG_DIR)): (yaml.safe_load(p.read_text()).get("trainer") or {}).get(
+        "accelerator") for p in METHOD_CONFIGS}
+    assert not [name for name, acc in accelerators.items() if acc == "gpu"], accelerators
+    assert accelerators["diffusion/cifar10.yaml"] == "auto"
+    cfg = _shrink(yaml.safe_load((CONFIG_DIR / "diffusion" / "cifar10.yaml").read_text()), tmp_path,
+                  keep_devices=True)
+    cli = main(["fit", "--config", _write(cfg, tmp_path)])
+    assert cli.trainer.global_step == 1 and cli.trainer.precision == "bf16-mixed"
+    assert type(cli.trainer.accelerator).__name__ == "CPUAccelerator"
 
 
 @pytest.mark.parametrize("config", METHOD_CONFIGS, ids=lambda p: str(p.relative_to(CONFIG_DIR)))

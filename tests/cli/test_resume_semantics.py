@@ -42,7 +42,7 @@ def _last(root: Path) -> Path:
 def test_command_line_values_win_on_resume_for_module_optimizer_and_schedule(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
-    _diffusion(tmp_path, "--trainer.max_steps", "2")
+    _diffusion(tmp_path, "--trainer.max_steps", "2", "--model.init_args.lr_scheduler.init_args.T_max", "6000")
     ckpt = _last(tmp_path)
     saved = torch.load(ckpt, weights_only=True)
     assert saved["optimizer_states"][0]["param_groups"][0]["initial_lr"] == pytest.approx(1e-3)
@@ -160,3 +160,87 @@ def test_chains_that_fly_off_or_do_not_move_warn_once(tmp_path: Path) -> None:
     assert sum("left the data's box" in str(w.message) for w in record) == 1
     with pytest.warns(UserWarning, match="MCMC chains hardly moved"):
         _ebm_fit(tmp_path / "still", [], sampler=Langevin(step_size=1e-12))
+
+
+def test_a_resumed_run_continues_its_own_folder_without_loader_warnings(
+    tmp_path: Path, recwarn: pytest.WarningsRecorder, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Resume mid-epoch: the same version folder (one TensorBoard curve, checkpoints beside the old ones), the
+    original config kept and the resumed one beside it, and no "not resumable" / "dirpath has changed" warning."""
+    first = _diffusion(tmp_path, "--trainer.max_steps", "3")
+    assert first.trainer.num_training_batches > 3  # the stop is mid-epoch
+    run_dir = Path(first.trainer.log_dir)
+    original = (run_dir / "config.yaml").read_text()
+    recwarn.clear()
+    cli = _diffusion(tmp_path, "--trainer.max_steps", "5", "--ckpt_path", "last")
+    assert cli.trainer.global_step == 5
+    assert Path(cli.trainer.log_dir) == run_dir
+    assert sorted(p.name for p in run_dir.parent.iterdir()) == [run_dir.name]
+    assert (run_dir / "config.yaml").read_text() == original
+    assert "max_steps: 5" in (run_dir / "config_resumed_step3.yaml").read_text()
+    assert len(list(run_dir.glob("events.out.tfevents.*"))) >= 1
+    assert f"continuing the run in {run_dir}" in capsys.readouterr().err
+    messages = [str(w.message) for w in recwarn]
+    assert not [m for m in messages if "not resumable" in m or "dirpath has changed" in m], messages
+
+
+def test_the_train_loader_is_stateful_and_its_state_resumes_the_order() -> None:
+    """The train loader follows Lightning's stateful protocol; loading a mid-epoch state into a fresh data module's
+    loader yields exactly the batches the interrupted one had left."""
+    from lightning.fabric.utilities.types import _Stateful
+
+    from lit_gen.data import ResumableDataLoader, Toy2DDataModule
+
+    def make() -> Toy2DDataModule:
+        data = Toy2DDataModule(name="8gaussians", n_train=512, n_val=64, n_test=64, batch_size=64, seed=3)
+        data.setup()
+        return data
+
+    data = make()
+    loader = data.train_dataloader()
+    assert isinstance(loader, ResumableDataLoader) and isinstance(loader, _Stateful)
+    batches = [b.clone() for b in loader]
+    state = {"generator_state": loader.batch_sampler.epoch_start_state, "skip": 3, "epoch": 0}
+    fresh = make().train_dataloader()
+    fresh.load_state_dict(state)
+    rest = list(fresh)
+    assert len(rest) == len(batches) - 3
+    assert all(torch.equal(a, b) for a, b in zip(rest, batches[3:], strict=True))
+
+
+def test_the_lr_schedule_follows_an_overridden_max_steps(tmp_path: Path) -> None:
+    """configs/diffusion/toy2d.yaml leaves the cosine's T_max out: it spans the run, whatever max_steps says."""
+    cli = _diffusion(tmp_path, "--trainer.max_steps", "4")
+    (scheduler,) = cli.trainer.lr_scheduler_configs
+    assert scheduler.scheduler.T_max == 4
+    # the cosine reached its end: eta_min
+    assert cli.trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(1e-4)
+
+
+def test_a_schedule_spanning_the_run_without_max_steps_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="CosineToEndLR of DiffusionModule spans the run.*no max_steps"):
+        _diffusion(tmp_path, "--trainer.max_steps", "-1", "--trainer.max_epochs", "1")
+
+
+def test_an_explicit_t_max_is_kept() -> None:
+    from lit_gen.optim import CosineToEndLR, span_run
+
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    left_out, explicit = CosineToEndLR(optimizer), CosineToEndLR(optimizer, T_max=7)
+    span_run(left_out, 40)
+    span_run(explicit, 40)
+    assert (left_out.T_max, explicit.T_max) == (40, 7)
+    with pytest.raises(ValueError, match="T_max must be a number of steps >= 1"):
+        CosineToEndLR(optimizer, T_max=0)
+
+
+def test_ddaebm_max_steps_counts_batches_and_its_schedules_span_them(tmp_path: Path) -> None:
+    cli = build_cli([
+        "fit", "--config", str(CONFIGS / "ddaebm" / "toy2d.yaml"), "--trainer.default_root_dir", str(tmp_path),
+        "--trainer.max_steps", "3", "--trainer.limit_val_batches", "0", "--trainer.enable_progress_bar", "false",
+        "--trainer.enable_model_summary", "false", "--trainer.callbacks", "[]",
+    ])
+    assert cli.trainer.global_step == 3
+    assert cli.trainer.fit_loop.epoch_loop.batch_progress.total.completed == 3
+    assert [c.scheduler.T_max for c in cli.trainer.lr_scheduler_configs] == [3, 3]
+    assert [c.scheduler.last_epoch for c in cli.trainer.lr_scheduler_configs] == [3, 3]

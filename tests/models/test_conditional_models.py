@@ -9,10 +9,11 @@ import pytest
 import torch
 
 from lit_gen.data import Toy2DDataModule
+from lit_gen.ddaebm import GeneratorMLP, PosteriorMLP
 from lit_gen.diffusion import CosineSchedule
 from lit_gen.mcmc import MALA
-from lit_gen.models import DCDModule, DDAEBMModule, DiffusionModule, EBMModule
-from lit_gen.nn import EnergyMLP, TimeMLP
+from lit_gen.models import DCDModule, DDAEBMModule, DiffusionModule, EBMModule, FlowMatchingModule
+from lit_gen.nn import EnergyMLP, TimeEnergyMLP, TimeMLP
 
 
 def _trainer(steps: int, **kw) -> L.Trainer:
@@ -86,7 +87,7 @@ def test_label_errors_name_the_problem(trained) -> None:
     with pytest.raises(TypeError, match="takes no num_classes argument"):
         DiffusionModule(net=lambda shape: TimeMLP(shape), num_classes=3)
     with pytest.raises(ValueError, match="does not take class labels yet"):
-        DDAEBMModule(energy_net=EnergyMLP, generator_net=TimeMLP, posterior_net=TimeMLP, num_classes=3)
+        FlowMatchingModule(net=TimeMLP, num_classes=3)
 
 
 def test_conditional_energy_models_train_and_sample_the_class() -> None:
@@ -122,4 +123,50 @@ def test_conditional_config_trains_and_predicts_one_row_per_class(tmp_path) -> N
     samples = np.load(next((tmp_path / "run").rglob("predictions/samples.npy")), allow_pickle=False)
     assert samples.shape[1:] == (1, 8, 8)
     with pytest.raises((ValueError, SystemExit)):
-        build_cli(["fit", "--config", str(config), "--model", "lit_gen.models.DDAEBMModule", *common])
+        build_cli(["fit", "--config", str(config), "--model", "lit_gen.models.FlowMatchingModule", *common])
+
+
+def test_conditional_ddaebm_generates_the_chosen_class_and_w0_is_unconditional() -> None:
+    L.seed_everything(0, verbose=False)
+    dm = Toy2DDataModule("8gaussians", n_train=4096, n_val=64, n_test=256, batch_size=256, conditional=True)
+    model = DDAEBMModule(
+        energy_net=functools.partial(TimeEnergyMLP, hidden=64),
+        generator_net=functools.partial(GeneratorMLP, hidden=64),
+        posterior_net=functools.partial(PosteriorMLP, hidden=64), num_classes=8, eval_metrics=False,
+        energy_optimizer=functools.partial(torch.optim.Adam, lr=1e-3, betas=(0.0, 0.9)),
+        generator_optimizer=functools.partial(torch.optim.Adam, lr=1e-3, betas=(0.0, 0.9)), ema_decay=0.99,
+    )
+    _trainer(400).fit(model, datamodule=dm)
+    dm.setup("fit")
+    means = _class_means(dm)
+    acc = {}
+    for w in (0.0, 1.0, 2.0):
+        hits = [(_nearest(model.sample(64, y=c, guidance_scale=w, generator=torch.Generator().manual_seed(c)),
+                          means) == c).float().mean() for c in range(8)]
+        acc[w] = float(torch.stack(hits).mean())
+    assert acc[0.0] < 0.3 and acc[1.0] > 0.6 and acc[2.0] >= acc[1.0] - 0.05, acc
+    plain = model.sample(32, generator=torch.Generator().manual_seed(1))
+    null = model.sample(32, y=torch.arange(32) % 8, guidance_scale=0.0, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(plain, null)
+    _, nfe = model.sample(8, y=1, guidance_scale=2.0, return_nfe=True)
+    assert nfe == 2 * model.schedule.num_timesteps
+    with pytest.raises(ValueError, match="out of range"):
+        model.sample(4, y=8)
+
+
+def test_jem_energy_classifies_and_the_test_report_gives_its_accuracy(tmp_path) -> None:
+    """EnergyMLP(class_logits=True) read as JEM: trained with the hybrid loss (λ = 1), the test report gives the
+    test-split accuracy of argmax f(x); on 8 well-separated Gaussians it must be far above chance (1/8)."""
+    L.seed_everything(0, verbose=False)
+    dm = Toy2DDataModule("8gaussians", n_train=2048, n_val=64, n_test=512, batch_size=256, conditional=True)
+    model = EBMModule(energy_net=functools.partial(EnergyMLP, hidden=64, class_logits=True), num_classes=8,
+                      mcmc_steps=10, sample_steps=20, sampler=MALA(step_size=0.02), chain_init="data",
+                      classifier_weight=1.0, eval_metrics=False)
+    trainer = _trainer(150, inference_mode=False, default_root_dir=str(tmp_path))
+    trainer.fit(model, datamodule=dm)
+    trainer.test(model, datamodule=dm)
+    report = model.last_test_report
+    assert report["jem_accuracy_n"] == 512
+    assert report["jem_accuracy"] > 0.9, report
+    with pytest.raises(ValueError, match="class_logits=True"):
+        EBMModule(energy_net=EnergyMLP, num_classes=8, classifier_weight=1.0)

@@ -88,8 +88,8 @@ def _module_kwargs(name: str) -> dict[str, Any]:
     raise ValueError(f"unknown module {name!r}; choose one of {MODULES}")
 
 
-def steps_per_batch(name: str) -> int:
-    """Optimizer steps (``global_step`` increments) per training batch: DDAEBM steps two optimizers."""
+def num_optimizers(name: str) -> int:
+    """Optimizers stepped per training batch: DDAEBM steps two (``global_step`` still counts batches)."""
     return 2 if name == "ddaebm" else 1
 
 

@@ -21,7 +21,6 @@ from scale_helpers import (
     make_ddp_trainer,
     make_module,
     progress_measure,
-    steps_per_batch,
 )
 
 from lit_gen.metrics import MaximumMeanDiscrepancy, SlicedWassersteinDistance
@@ -76,7 +75,7 @@ def _fit(name: str, out_dir: Path, steps: int, callbacks: tuple[L.Callback, ...]
 @pytest.mark.parametrize("name", [pytest.param(m, marks=pytest.mark.slow) if m in ("flow", "diffusion_cond") else m
                                   for m in MODULES if m != "ebm"])
 def test_ddp_spawn_trains_syncs_replicas_and_metrics(name: str, tmp_path: Path) -> None:
-    steps = BATCHES * steps_per_batch(name)
+    steps = BATCHES
     before, after = _fit(name, tmp_path, steps)
     _check_run(name, tmp_path, steps, before, after)
 
@@ -113,7 +112,7 @@ def test_ddp_spawn_ebm_keeps_replay_buffers_per_rank_through_checkpoints(tmp_pat
 @pytest.mark.parametrize("name", ["ebm", "ddaebm"])
 def test_ddp_resume_matches_uninterrupted_run_bitwise(name: str, tmp_path: Path) -> None:
     """Under DDP too: k = 10 batches per rank (16 per epoch) stops mid-epoch, 2k crosses into the next epoch."""
-    k = 10 * steps_per_batch(name)
+    k = 10
     full, first, second = (tmp_path / d for d in ("full", "first", "second"))
     for d in (full, first, second):
         d.mkdir()

@@ -19,7 +19,7 @@ import pytest
 import torch
 import yaml
 from lightning.pytorch.plugins.precision import MixedPrecision
-from scale_helpers import MODULES, LossRecorder, make_data, make_module, make_trainer, steps_per_batch
+from scale_helpers import MODULES, LossRecorder, make_data, make_module, make_trainer, num_optimizers
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -41,7 +41,7 @@ def test_bf16_mixed_trains_on_cpu_without_nan(name: str) -> None:
     module = make_module(name)
     before = [p.detach().clone() for p in module.parameters()]
     recorder, probe = LossRecorder(), _DtypeProbe()
-    trainer = make_trainer(8 * steps_per_batch(name), precision="bf16-mixed", callbacks=[recorder, probe])
+    trainer = make_trainer(8, precision="bf16-mixed", callbacks=[recorder, probe])
     trainer.fit(module, make_data(name=name))
     assert torch.bfloat16 in probe.dtypes  # autocast really ran the network in bfloat16
     assert len(recorder.losses) == 8 and all(torch.isfinite(torch.tensor(recorder.losses)))
@@ -108,10 +108,10 @@ def test_16_mixed_clips_unscaled_gradients(name: str) -> None:
     L.seed_everything(0, verbose=False)
     plugin = MixedPrecision("16-mixed", "cpu", scaler=torch.amp.GradScaler("cpu", init_scale=256.0))
     sizes = _StepSizes()
-    trainer = make_trainer(12 * steps_per_batch(name), plugins=[plugin], callbacks=[sizes], **clip_args)
+    trainer = make_trainer(12, plugins=[plugin], callbacks=[sizes], **clip_args)
     trainer.fit(module, make_data(name=name))
     assert all(len(s) > 0 for s in sizes.sizes.values()), sizes.sizes  # every optimizer took real steps
-    assert len(sizes.sizes) == steps_per_batch(name)
+    assert len(sizes.sizes) == num_optimizers(name)
     taken = torch.tensor([s for per_opt in sizes.sizes.values() for s in per_opt])
     # each taken step moves by η·c; clipping before unscaling would move by η·c/scale (scale >= 1 throughout)
     assert min(sizes.scales) > 1.0

@@ -16,7 +16,7 @@ import lightning as L
 import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
-from scale_helpers import MODULES, LossRecorder, make_data, make_module, make_trainer, steps_per_batch
+from scale_helpers import MODULES, LossRecorder, make_data, make_module, make_trainer
 
 
 def _run(name: str, max_steps: int, ckpt_path: str | None = None, checkpoint_dir: Path | None = None,
@@ -55,7 +55,7 @@ def _assert_same_tensors(a: object, b: object, where: str) -> None:
 @pytest.mark.parametrize("k_batches", [4, 6], ids=["epoch_end", "mid_epoch"])
 @pytest.mark.parametrize("name", MODULES)
 def test_resume_matches_uninterrupted_run_bitwise(name: str, k_batches: int, tmp_path: Path) -> None:
-    k = k_batches * steps_per_batch(name)
+    k = k_batches
     full, full_trainer, full_rec = _run(name, 2 * k)
 
     _, _, first_rec = _run(name, k, checkpoint_dir=tmp_path, every=k)
