@@ -101,8 +101,9 @@ def test_conditional_energy_models_train_and_sample_the_class() -> None:
         means = _class_means(dm)
         x = model.sample(128, y=3, guidance_scale=1.0)
         assert x.shape == (128, 2) and torch.isfinite(x).all()
-        # started all over the box, the chains of class 3 gather at its component more than a uniform spread would
-        assert float((_nearest(x, means) == 3).float().mean()) > 0.3, cls.__name__
+        # started all over the box, the chains of class 3 gather at its component more than a uniform spread
+        # would: that gives 1/8 (standard error sqrt(1/8 · 7/8 / 128) ≈ 0.03), so 0.25 is four errors above it
+        assert float((_nearest(x, means) == 3).float().mean()) > 0.25, cls.__name__
 
 
 def test_conditional_config_trains_and_predicts_one_row_per_class(tmp_path) -> None:

@@ -55,7 +55,7 @@ def _gpu_trainer_configs() -> list[tuple[str, dict[str, Any]]]:
     out = []
     for path in sorted(CONFIGS.rglob("*.yaml")):
         trainer = (yaml.safe_load(path.read_text()) or {}).get("trainer") or {}
-        if trainer.get("accelerator") in ("gpu", "cuda"):
+        if trainer.get("accelerator") in ("gpu", "cuda", "auto"):  # method GPU configs say auto
             out.append((str(path.relative_to(CONFIGS)), trainer))
     return out
 
