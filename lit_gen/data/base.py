@@ -225,16 +225,20 @@ class ResumableTrainOrder:
                 f"the training split has {len(dataset)} {items}, fewer than batch_size={batch_size}, so an "  # type: ignore[arg-type]
                 f"epoch of full batches would be empty; lower batch_size or provide more training data"
             )
-        if self._train_generator is None:
-            self._train_generator = torch.Generator().manual_seed(derive_seed(self.seed, 0x5A))
         resume, self._resume = self._resume or {}, None
         if resume.get("generator_state") is not None:
-            self._train_generator.set_state(resume["generator_state"])
-        sampler = RandomSampler(dataset, generator=self._train_generator)
+            self._order_generator().set_state(resume["generator_state"])
+        sampler = RandomSampler(dataset, generator=self._order_generator())
         self._train_batches = IndexBatchSampler(sampler, batch_size=batch_size, drop_last=True,
                                                 skip=int(resume.get("skip", 0)), epoch=resume.get("epoch"),
                                                 as_list=as_list)
         return self._train_batches
+
+    def _order_generator(self) -> torch.Generator:
+        """The one generator of the training order, seeded from ``self.seed`` on first use."""
+        if self._train_generator is None:
+            self._train_generator = torch.Generator().manual_seed(derive_seed(self.seed, 0x5A))
+        return self._train_generator
 
     def state_dict(self) -> dict[str, Any]:
         """Where the training order stands: enough for a resumed run to continue the same order.
@@ -269,9 +273,7 @@ class ResumableTrainOrder:
         if not state:
             return
         if state.get("generator_state") is not None:
-            if self._train_generator is None:
-                self._train_generator = torch.Generator().manual_seed(derive_seed(self.seed, 0x5A))
-            self._train_generator.set_state(state["generator_state"])
+            self._order_generator().set_state(state["generator_state"])
         if isinstance(batches, IndexBatchSampler):
             batches.resume_at(int(state.get("skip", 0)), state.get("epoch"))
 
