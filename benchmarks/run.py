@@ -43,7 +43,9 @@ BENCHMARKS: list[tuple[str, list[str], list[str], bool]] = [
     ("bench_flow.py", ["--quick"], ["--steps", "1500", "--batch", "128", "--hidden", "128", "--depth", "3",
                                   "--n-eval", "2000"], False),  # W2 of 10k points (the defaults): hours here
     ("bench_images.py", ["--quick"], [], False),  # its speed ratios interleave the libraries step by step
+    ("bench_images_energy.py", ["--quick"], [], True),
     ("bench_nfe.py", ["--quick"], [], False),
+    ("bench_ais.py", ["--quick"], [], False),
     ("bench_ebm_sampling.py", ["--quick"], [], False),
 ]
 LOGS = ROOT / "runs" / "bench_logs"

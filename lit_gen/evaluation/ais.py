@@ -1,8 +1,13 @@
 """AIS likelihood of an energy model in the test report, in any dimension.
 
-The energy's normaliser log Z of ``exp(−E)`` is estimated by annealed importance sampling from a Gaussian fitted
-to the training data (the module's ``data_mean``/``data_std``) along the geometric path, with MALA transitions
-(:func:`lit_gen.mcmc.ais.ais_bracket`; ``docs/algorithms.md#annealed-importance-sampling``). The test NLL of the
+The energy's normaliser log Z of ``exp(−E)`` is estimated by annealed importance sampling along the geometric path,
+with MALA transitions (:func:`lit_gen.mcmc.ais.ais_bracket`; ``docs/algorithms.md#annealed-importance-sampling``),
+from a Gaussian fitted to the training data (the module's ``data_mean``/``data_std``) for vectors, and for images
+from the uniform law on their cube ``[−1, 1]^D`` (:func:`lit_gen.mcmc.ais.uniform_box_base`): dequantised pixels
+live there, and the density scored in bits per dimension is that of the model on the cube, ``exp(−E) / ∫_cube
+exp(−E)``. An energy network is unconstrained outside the cube, and a briefly trained one often decreases along
+rays through the data, so ``∫_{R^D} exp(−E)`` need not be finite: with a Gaussian base AIS would then return the
+distance its chains travelled, not a normaliser. The test NLL of the
 first ``max_points`` test points is bracketed: forward AIS gives a stochastic lower bound, reverse AIS started at
 the test points an upper bound to the extent they resemble model samples. Vectors report nats per point
 (``ais_nll_lower``/``ais_nll_upper``); images bits per dimension after uniform dequantisation
@@ -21,7 +26,7 @@ from lit_gen.diffusion.likelihood import bits_per_dim, dequantize
 from lit_gen.evaluation.base import Evaluator
 from lit_gen.evaluation.progress import evaluation_status
 from lit_gen.mcmc import MALA
-from lit_gen.mcmc.ais import ais_bracket
+from lit_gen.mcmc.ais import ais_bracket, uniform_box_base
 
 __all__ = ["AISLikelihood"]
 
@@ -60,7 +65,11 @@ class AISLikelihood(Evaluator):
         if is_image:
             x = dequantize(x, generator=torch.Generator().manual_seed(0)).to(module.device)
         std = module.data_std.clamp_min(1e-3)
-        base = Independent(Normal(module.data_mean, std), len(module.data_shape))
+        if is_image:  # the model on the data's cube (see the module docstring)
+            base = uniform_box_base(torch.full(x.shape[1:], -1.0, device=x.device),
+                                    torch.full(x.shape[1:], 1.0, device=x.device))
+        else:
+            base = Independent(Normal(module.data_mean, std), len(module.data_shape))
         # MALA in whitened units: a step of step_size · std per feature (the mean of std sets the scale)
         sampler = MALA(step_size=self.step_size * float(std.mean()) ** 2)
         what = (f"test NLL: AIS bracket, {self.num_chains} chains × {self.num_steps} steps each way "

@@ -15,8 +15,17 @@ from torchmetrics.classification import BinaryAUROC
 
 
 def ood_auroc(score_in: Tensor, score_out: Tensor) -> float:
-    """AUROC of ``score_in`` (label 1) against ``score_out`` (label 0)."""
-    scores = torch.cat([score_in.flatten(), score_out.flatten()]).float().cpu()
+    """AUROC of ``score_in`` (label 1) against ``score_out`` (label 0): ``P(s_in > s_out) + ½ P(s_in = s_out)``.
+
+    The scores enter as their dense ranks scaled into (0, 1) (the AUROC depends only on the order and the ties):
+    torchmetrics reads scores outside [0, 1] as logits and applies a sigmoid, which in float32 ties every score
+    below about −100 or above about +17, so raw energies in the hundreds would all come out at 0.5.
+    """
+    raw = torch.cat([score_in.flatten(), score_out.flatten()]).detach().double().cpu()
+    if not bool(torch.isfinite(raw).all()):
+        raise ValueError("OOD scores hold NaN or infinite values: the energy diverged on some inputs")
+    distinct, ranks = torch.unique(raw, sorted=True, return_inverse=True)
+    scores = (ranks.double() + 1.0) / (distinct.numel() + 1.0)
     labels = torch.cat([torch.ones(score_in.numel()), torch.zeros(score_out.numel())]).long()
     metric = BinaryAUROC()
     metric.update(scores, labels)
