@@ -33,7 +33,7 @@ test-all: $(STAMP)  ## every test, the slow ones and the notebooks included
 	@if ls notebooks/*.ipynb >/dev/null 2>&1; then $(BIN)/python -m pytest -q --nbmake notebooks; fi
 
 lint: $(STAMP)
-	$(BIN)/ruff check lit_gen tests benchmarks
+	$(BIN)/ruff check .
 
 bench: $(BSTAMP) prepare-mnist  ## quick benchmarks (minutes) -> BENCHMARKS.md
 	$(BIN)/python -m benchmarks.run --quick

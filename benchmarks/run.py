@@ -47,6 +47,7 @@ BENCHMARKS: list[tuple[str, list[str], list[str], bool]] = [
     ("bench_nfe.py", ["--quick"], [], False),
     ("bench_ais.py", ["--quick"], [], False),
     ("bench_ebm_sampling.py", ["--quick"], [], False),
+    ("bench_density.py", ["--quick"], [], False),
 ]
 LOGS = ROOT / "runs" / "bench_logs"
 

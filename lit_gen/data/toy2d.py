@@ -2,7 +2,10 @@
 
 Scalings follow that code, so numbers are comparable with the literature: ``8gaussians`` (radius 4,
 std 0.5, whole set ÷ 1.414), ``25gaussians`` (centres (2i, 2j), std 0.1, ÷ 2.828, as in the DDAEBM
-authors' toy code), ``swissroll`` (sklearn ``make_swiss_roll(noise=1.0)[:, [0, 2]] / 5``),
+authors' toy code), ``unequal_gaussians`` (ours: 4 modes at (±2, ±2), std 0.5 / 1.414 like ``8gaussians``, weights
+∝ 10 : 4 : 2 : 1, a factor 10 between the heaviest and the lightest mode, for the mode-weight test of replica
+exchange; docs/algorithms.md#tempered-and-adapted-training-chains), ``swissroll`` (sklearn
+``make_swiss_roll(noise=1.0)[:, [0, 2]] / 5``),
 ``2spirals``, ``pinwheel`` (5 arms, radial std 0.3, tangential std 0.1, rate 0.25, ×2),
 ``checkerboard``, ``rings``, ``moons`` (×2 + (−1, −0.2)), ``circles`` (factor 0.5, noise 0.08, ×3).
 
@@ -10,11 +13,11 @@ All sets are drawn from a ``torch.Generator``; the sklearn-based ones take their
 so one generator seed reproduces every set. Exact densities are known for the Gaussian mixtures and
 for ``checkerboard`` (uniform on its squares); :func:`toy_log_prob` returns them.
 
-Class labels (:func:`sample_toy2d_labeled`, ``Toy2DDataModule(conditional=True)``) exist for the sets made of
-parts: the mixtures ``8gaussians``, ``25gaussians`` and ``wrapped_gaussians`` (the component index, in the order
-of the mixture's means), ``moons`` (0 upper, 1 lower half-moon), ``circles`` (0 outer, 1 inner), ``rings``
-(0 outermost .. 3 innermost), ``pinwheel`` (the arm, 0..4) and ``2spirals`` (0 the first spiral, 1 its point
-reflection). Drawing with labels gives exactly the points drawn without them, for the same generator.
+Class labels (:func:`sample_toy2d_labeled`, ``Toy2DDataModule(conditional=True)``) exist for the sets made of parts:
+the mixtures ``8gaussians``, ``25gaussians``, ``unequal_gaussians`` and ``wrapped_gaussians`` (the component index,
+in the order of the mixture's means), ``moons`` (0 upper, 1 lower half-moon), ``circles`` (0 outer, 1 inner),
+``rings`` (0 outermost .. 3 innermost), ``pinwheel`` (the arm, 0..4) and ``2spirals`` (0 the first spiral, 1 its
+point reflection). Drawing with labels gives exactly the points drawn without them, for the same generator.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from lit_gen.data.torus import wrapped_gaussians
 __all__ = [
     "TOY_DATASETS",
     "TOY_LABELED_DATASETS",
+    "UNEQUAL_WEIGHTS",
     "GaussianMixture",
     "Toy2DDataModule",
     "sample_toy2d",
@@ -59,6 +63,20 @@ def _twentyfive_gaussians() -> GaussianMixture:
     grid = torch.arange(-2, 3, dtype=torch.float64) * 2.0
     means = torch.cartesian_prod(grid, grid) / 2.828
     return GaussianMixture(torch.ones(25), means, 0.1 / 2.828)
+
+
+#: mode weights of ``unequal_gaussians`` (normalised by the mixture), heaviest first
+UNEQUAL_WEIGHTS: tuple[float, ...] = (10.0, 4.0, 2.0, 1.0)
+
+
+def _unequal_gaussians() -> GaussianMixture:
+    """``p(x) = Σ_k w_k N(x; μ_k, s² I)``, ``w ∝ (10, 4, 2, 1)``, ``μ_k`` the corners (±2, ±2), ``s = 0.5/1.414``.
+
+    Neighbouring modes are 4 apart, ≈ 11 standard deviations: an energy barrier of ≈ 16 nats that short-run
+    Langevin chains do not cross, so only a sampler that moves mass between modes gets the weights right.
+    """
+    means = torch.tensor([(2.0, 2.0), (-2.0, 2.0), (-2.0, -2.0), (2.0, -2.0)], dtype=torch.float64)
+    return GaussianMixture(torch.tensor(UNEQUAL_WEIGHTS, dtype=torch.float64), means, 0.5 / 1.414)
 
 
 def _swissroll(n: int, generator: torch.Generator | None) -> Tensor:
@@ -148,6 +166,7 @@ def _checkerboard_log_prob(x: Tensor) -> Tensor:
 _MIXTURES: dict[str, Callable[[], GaussianMixture]] = {
     "8gaussians": _eight_gaussians,
     "25gaussians": _twentyfive_gaussians,
+    "unequal_gaussians": _unequal_gaussians,
 }
 
 _Sampler = Callable[[int, torch.Generator | None], Tensor]
@@ -157,6 +176,7 @@ _LabeledSampler = Callable[[int, torch.Generator | None], tuple[Tensor, Tensor]]
 _LABELED: dict[str, tuple[int, _LabeledSampler]] = {
     "8gaussians": (8, lambda n, g: _eight_gaussians().sample_with_labels(n, g)),
     "25gaussians": (25, lambda n, g: _twentyfive_gaussians().sample_with_labels(n, g)),
+    "unequal_gaussians": (4, lambda n, g: _unequal_gaussians().sample_with_labels(n, g)),
     "2spirals": (2, _two_spirals),
     "pinwheel": (5, _pinwheel),
     "rings": (4, _rings),
@@ -176,6 +196,7 @@ def _points_only(name: str) -> _Sampler:
 _SAMPLERS: dict[str, _Sampler] = {
     "8gaussians": _points_only("8gaussians"),
     "25gaussians": _points_only("25gaussians"),
+    "unequal_gaussians": _points_only("unequal_gaussians"),
     "swissroll": _swissroll,
     "2spirals": _points_only("2spirals"),
     "pinwheel": _points_only("pinwheel"),
@@ -250,8 +271,8 @@ def toy_mixture(name: str) -> GaussianMixture | None:
 def toy_log_prob(name: str) -> Callable[[Tensor], Tensor] | None:
     """Exact ``log p(x)`` of the toy set ``name`` (``(n, 2) -> (n,)``), or None when it is not known.
 
-    Known for ``8gaussians`` and ``25gaussians`` (mixtures), ``checkerboard`` (piecewise uniform) and
-    ``wrapped_gaussians`` (a wrapped mixture on the torus ``[−π, π)²``, :mod:`lit_gen.data.torus`).
+    Known for ``8gaussians``, ``25gaussians`` and ``unequal_gaussians`` (mixtures), ``checkerboard`` (piecewise
+    uniform) and ``wrapped_gaussians`` (a wrapped mixture on the torus ``[−π, π)²``, :mod:`lit_gen.data.torus`).
     """
     mixture = toy_mixture(name)
     if mixture is not None:

@@ -38,7 +38,7 @@ from lit_gen.diffusion.kernels import (
     recovery_energy,
 )
 from lit_gen.losses.contrastive_divergence import contrastive_divergence_loss
-from lit_gen.mcmc import HMC, Langevin, MCMCSampler
+from lit_gen.mcmc import HMC, Langevin, MCMCSampler, ReplicaExchange
 from lit_gen.mcmc.base import check_positive as _positive
 
 __all__ = [
@@ -64,7 +64,18 @@ def scaled_sampler(sampler: MCMCSampler, kernel: DiffusionKernel, step_scale: fl
     returns ``sampler`` unchanged. A Langevin sampler keeps exact noise (``noise_scale=None``) or no noise
     (``noise_scale=0``, gradient descent); a tempered one is refused because its temperature would silently
     change with the step.
+
+    A :class:`~lit_gen.mcmc.ReplicaExchange` is copied with its base sampler scaled (in its scaled coordinates
+    every replica then moves with ``η T_k``) and made non-persistent: each batch has its own posteriors
+    ``p(x' | x̃)``, so hot replicas of the previous batch would be states of other targets.
     """
+    if isinstance(sampler, ReplicaExchange):
+        out = copy.copy(sampler)
+        out.sampler = scaled_sampler(sampler.sampler, kernel, step_scale)
+        out.persistent = False
+        out._hot = None
+        out.swap_attempts, out.swap_accepts = sampler.swap_attempts.clone(), sampler.swap_accepts.clone()
+        return out
     if step_scale is None:
         return sampler
     c = _positive("step_scale", step_scale)

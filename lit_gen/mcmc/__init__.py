@@ -52,7 +52,13 @@ from lit_gen.mcmc.init import (
 from lit_gen.mcmc.langevin import Langevin
 from lit_gen.mcmc.long_run import LongRunResult, adaptable, long_run
 from lit_gen.mcmc.mala import MALA
-from lit_gen.mcmc.tempering import ReplicaExchange, ReplicaExchangeResult, geometric_temperatures
+from lit_gen.mcmc.tempering import (
+    ReplicaExchange,
+    ReplicaExchangeResult,
+    geometric_temperatures,
+    per_chain_energy,
+    tile_chains,
+)
 
 SAMPLERS: dict[str, type[MCMCSampler]] = {"langevin": Langevin, "mala": MALA, "hmc": HMC}
 
@@ -76,6 +82,8 @@ __all__ = [
     "fit_gaussian_base",
     "gather_log_weights",
     "geometric_temperatures",
+    "per_chain_energy",
+    "tile_chains",
     "split_rhat",
     "summarize",
     "uniform_box_base",

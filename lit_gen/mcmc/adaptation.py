@@ -123,6 +123,23 @@ class DualAveraging:
         self._log_step_bar = weight * self._log_step + (1.0 - weight) * self._log_step_bar
         return self.step_size
 
+    def state_dict(self) -> dict[str, float | int]:
+        """The controller's progress (``m``, ``H̄``, ``log ε``, ``log ε̄``): numbers only, for checkpoints."""
+        return {"iteration": self.iteration, "h_bar": self._h_bar, "log_step": self._log_step,
+                "log_step_bar": self._log_step_bar}
+
+    def load_state_dict(self, state: dict[str, float | int]) -> None:
+        """Continue from ``state_dict()``'s output (the settings δ, γ, t₀, κ, μ come from the constructor)."""
+        keys = {"iteration", "h_bar", "log_step", "log_step_bar"}
+        if not isinstance(state, dict) or not keys <= set(state):
+            raise ValueError(f"state must be a dict from DualAveraging.state_dict() with keys {sorted(keys)}, got "
+                             f"{sorted(state) if isinstance(state, dict) else type(state).__name__}")
+        values = [float(state[k]) for k in ("h_bar", "log_step", "log_step_bar")]
+        if not all(math.isfinite(v) for v in values) or int(state["iteration"]) < 0:
+            raise ValueError(f"the dual-averaging state is not finite or has a negative iteration: {state}")
+        self.iteration = int(state["iteration"])
+        self._h_bar, self._log_step, self._log_step_bar = values
+
     def __repr__(self) -> str:
         return (f"DualAveraging(target_accept={self.target_accept}, iteration={self.iteration}, "
                 f"step_size={self.step_size:.4g}, final_step_size={self.final_step_size:.4g})")

@@ -13,13 +13,19 @@ carry it across energy barriers. Pairs alternate between even ``(0,1), (2,3), �
 The base sampler sees every replica in scaled coordinates ``y = x / √T_k`` with energy ``U_k(y) = E(√T_k y) / T_k``:
 ``U_k`` is ``exp(−E/T_k)`` up to a constant Jacobian, and its curvature is that of E, so one step size suits every
 temperature (in x, replica k moves with step ``η T_k``). See docs/algorithms.md#replica-exchange.
+
+As a training sampler (EBM negatives, DCD's recovery posterior; docs/algorithms.md#tempered-and-adapted-training-chains)
+``persistent=True`` keeps the hot replicas between calls, ``state_dict()`` / ``load_state_dict()`` carry them and the
+cumulative swap counters through checkpoints, and :func:`per_chain_energy` serves energies that carry per-chain
+conditioning (labels, noisy targets) to the ``K · B`` stacked replicas.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -27,7 +33,44 @@ from torch import Tensor
 from lit_gen.mcmc.base import EnergyFn, MCMCSampler, _log_uniform, check_positive, energy_and_grad
 from lit_gen.mcmc.mala import MALA
 
-__all__ = ["ReplicaExchange", "ReplicaExchangeResult", "geometric_temperatures"]
+__all__ = ["ReplicaExchange", "ReplicaExchangeResult", "geometric_temperatures", "per_chain_energy", "tile_chains"]
+
+
+def tile_chains(t: Tensor, copies: int) -> Tensor:
+    """``copies`` copies of a per-chain tensor ``(B, …)`` stacked along dim 0, ``(copies · B, …)``: row ``k·B + b``
+    is chain b, the layout of the replicas ``ReplicaExchange`` hands its energy (replica k of chain b)."""
+    if isinstance(copies, bool) or not isinstance(copies, int) or copies < 1:
+        raise ValueError(f"copies must be a positive int, got {copies!r}")
+    return t.repeat(copies, *([1] * (t.dim() - 1)))
+
+
+def per_chain_energy(make: Callable[[int], EnergyFn], batch_size: int) -> EnergyFn:
+    """An energy with per-chain conditioning, callable on any whole number m of copies of the B chains.
+
+    ``ReplicaExchange`` evaluates its energy on all K replicas of the B chains at once, ``(K·B, *shape)`` with
+    replica k of chain b at row ``k·B + b``, and on the B cold chains alone. An energy that closes over one
+    conditioning value per chain (the labels y of ``E(x, y)``, DCD's noisy targets x̃ in
+    ``U(x') = E(x') + ‖x̃ − a x'‖²/(2s²)``) must see that conditioning tiled the same way: ``make(m)`` builds the
+    energy of m copies (tile with :func:`tile_chains`); each m is built once and reused.
+
+    Args:
+        make: ``m -> energy`` on ``(m·B, *shape)`` states.
+        batch_size: B, the number of chains.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int (the number of chains), got {batch_size!r}")
+    built: dict[int, EnergyFn] = {}
+
+    def energy(z: Tensor) -> Tensor:
+        copies, rest = divmod(int(z.shape[0]), batch_size)
+        if rest or copies < 1:
+            raise ValueError(f"per-chain energy of {batch_size} chains called on {z.shape[0]} states, not a whole "
+                             "number of copies of the chains")
+        if copies not in built:
+            built[copies] = make(copies)
+        return built[copies](z)
+
+    return energy
 
 
 def geometric_temperatures(num_replicas: int, max_temperature: float) -> Tensor:
@@ -55,6 +98,8 @@ class ReplicaExchangeResult:
         stats: as ``MCMCSampler.run``: ``"acceptance_rate"`` of the base sampler over all replicas, ``"mean_energy"``
             and ``"grad_norm"`` of the T = 1 chains at the end, ``"steps"``; plus ``"swap_rate"`` (mean over the
             attempted pairs) and ``"swap_rate_k"`` per pair.
+        accept_prob: ``(num_steps,)`` the base sampler's per-step mean acceptance probability over all replicas
+            (``None`` for a base sampler without an accept test): step-size adaptation feeds on it.
     """
 
     x: Tensor
@@ -62,6 +107,7 @@ class ReplicaExchangeResult:
     temperatures: Tensor
     swap_rates: Tensor
     stats: dict[str, float]
+    accept_prob: Tensor | None = None
 
 
 class ReplicaExchange(MCMCSampler):
@@ -78,9 +124,15 @@ class ReplicaExchange(MCMCSampler):
             gradient at its start) plus one energy evaluation for the swaps.
         scale_steps: run the base sampler in the coordinates ``y = x / √T_k`` (step ``η T_k`` for replica k).
         persistent: keep the hot replicas between calls and start from them when the next call's chains have the
-            same shape (otherwise hot replicas start as copies of ``x``); for training chains that persist.
+            same shape (otherwise hot replicas start as copies of ``x``); for training chains that persist. They
+            are part of ``state_dict()``, so a checkpoint carries them.
 
-    One ``run`` step is one base-sampler step of every replica: K gradient evaluations per chain.
+    One ``run`` step is one base-sampler step of every replica: K gradient evaluations per chain. The energy is
+    called on the ``K·B`` stacked replicas (replica k of chain b at row ``k·B + b``) and on the B cold chains: an
+    energy with per-chain conditioning must accept both (:func:`per_chain_energy`).
+
+    ``swap_attempts`` / ``swap_accepts`` count, per neighbouring pair, the swaps tried and taken over the sampler's
+    life (all calls; checkpointed); ``swap_rate`` is their overall ratio.
     """
 
     name = "replica_exchange"
@@ -116,17 +168,82 @@ class ReplicaExchange(MCMCSampler):
         self._hot: Tensor | None = None
         self._pending_hot: Tensor | None = None
         self._last: ReplicaExchangeResult | None = None
+        pairs = max(len(self.temperatures) - 1, 0)
+        self.swap_attempts = torch.zeros(pairs, dtype=torch.float64)
+        self.swap_accepts = torch.zeros(pairs, dtype=torch.float64)
 
     @property
     def num_replicas(self) -> int:
         return len(self.temperatures)
 
+    @property
+    def hot(self) -> Tensor | None:
+        """``(K − 1, B, *shape)`` the persisted hot replicas (``persistent=True``), or None before the first run."""
+        return self._hot
+
+    @property
+    def swap_rate(self) -> float:
+        """Swaps taken / swaps tried over all pairs and all calls so far (NaN before any swap round)."""
+        tried = float(self.swap_attempts.sum())
+        return float(self.swap_accepts.sum()) / tried if tried > 0 else math.nan
+
+    # ------------------------------------------------------------------------------------------- state
+    def state_dict(self) -> dict[str, Any]:
+        """The sampler's state: the persisted hot replicas (``None`` if none) and the cumulative swap counters.
+
+        CPU tensors and numbers only (checkpoints load with ``torch.load(weights_only=True)``). The ladder and the
+        base sampler are configuration: they come from the constructor, and ``load_state_dict`` checks the ladder.
+        """
+        return {
+            "temperatures": torch.tensor(self.temperatures, dtype=torch.float64),
+            "hot": None if self._hot is None else self._hot.detach().cpu().clone(),
+            "swap_attempts": self.swap_attempts.detach().cpu().clone(),
+            "swap_accepts": self.swap_accepts.detach().cpu().clone(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore ``state_dict()``'s output; the next call continues the hot replicas exactly where they were.
+
+        Raises:
+            ValueError: the state is for another ladder (number of replicas or temperatures), or its hot replicas
+                are malformed or not finite.
+        """
+        if not isinstance(state, dict) or not {"hot", "swap_attempts", "swap_accepts"} <= set(state):
+            raise ValueError("state must be a dict from ReplicaExchange.state_dict() (keys hot, swap_attempts, "
+                             f"swap_accepts), got {type(state).__name__}"
+                             + (f" with keys {sorted(state)}" if isinstance(state, dict) else ""))
+        ladder = state.get("temperatures")
+        if ladder is not None:
+            ladder = torch.as_tensor(ladder, dtype=torch.float64).reshape(-1)
+            if ladder.numel() != self.num_replicas or not torch.allclose(
+                    ladder, torch.tensor(self.temperatures, dtype=torch.float64), rtol=1e-12, atol=0.0):
+                raise ValueError(f"the state is for the temperature ladder {ladder.tolist()}, this sampler has "
+                                 f"{self.temperatures}: build the sampler with the ladder it was saved with")
+        pairs = self.num_replicas - 1
+        counters = []
+        for key in ("swap_attempts", "swap_accepts"):
+            value = torch.as_tensor(state[key], dtype=torch.float64).detach().cpu().reshape(-1).clone()
+            if value.numel() != pairs:
+                raise ValueError(f"{key} has {value.numel()} entries, the ladder has {pairs} pairs of replicas")
+            counters.append(value)
+        hot = state["hot"]
+        if hot is not None:
+            if not isinstance(hot, Tensor) or hot.dim() < 2 or hot.shape[0] != pairs:
+                got = tuple(hot.shape) if isinstance(hot, Tensor) else type(hot).__name__
+                raise ValueError(f"hot must be a tensor (K − 1 = {pairs}, B, *shape), got {got}")
+            if not bool(torch.isfinite(hot).all()):
+                raise ValueError("the saved hot replicas hold NaN or infinite values; drop them (hot=None) to start "
+                                 "the hot replicas afresh from the chains")
+            hot = hot.detach().clone()
+        self._hot = hot
+        self.swap_attempts, self.swap_accepts = counters
+
     def _run(
         self, energy: EnergyFn, x: Tensor, num_steps: int, generator: torch.Generator | None
-    ) -> tuple[Tensor, dict[str, float]]:
+    ) -> tuple[Tensor, dict[str, float], Tensor | None]:
         out = self._exchange(energy, x, num_steps, generator, self._pending_hot)
         self._last = out
-        return out.x, out.stats
+        return out.x, out.stats, out.accept_prob
 
     def sample(
         self,
@@ -162,9 +279,9 @@ class ReplicaExchange(MCMCSampler):
                 raise ValueError("hot replicas hold NaN or infinite values; start them from x instead (hot=None)")
             return hot.detach().to(device=x.device, dtype=x.dtype).clone()
         stored = self._hot
-        if self.persistent and stored is not None and tuple(stored.shape) == want \
-                and stored.device == x.device and stored.dtype == x.dtype:
-            return stored.clone()
+        if self.persistent and stored is not None and tuple(stored.shape) == want:
+            # a loaded state lives on the CPU: it moves to the chains' device and dtype
+            return stored.to(device=x.device, dtype=x.dtype, copy=True)
         return x.detach().unsqueeze(0).expand(want).clone()
 
     def _exchange(
@@ -188,6 +305,7 @@ class ReplicaExchange(MCMCSampler):
         attempts = torch.zeros(max(k_rep - 1, 0), dtype=torch.float64, device=x.device)
         accepts = torch.zeros_like(attempts)
         base_acc, base_steps = 0.0, 0
+        probs: list[Tensor] = []
         done, round_ = 0, 0
         while done < num_steps:
             steps = min(self.swap_every, num_steps - done)
@@ -195,6 +313,8 @@ class ReplicaExchange(MCMCSampler):
             result = self.sampler.run(tempered, y, steps, generator=generator)
             base_acc += result.stats["acceptance_rate"] * steps
             base_steps += steps
+            if result.accept_prob is not None:
+                probs.append(result.accept_prob)
             states = result.x.reshape(k_rep, b, *shape) * scale
             done += steps
             if k_rep > 1:
@@ -211,8 +331,11 @@ class ReplicaExchange(MCMCSampler):
             stats[f"swap_rate_{k}"] = r
         if self.persistent:
             self._hot = states[1:].detach().clone()
+        self.swap_attempts = self.swap_attempts + attempts.cpu()
+        self.swap_accepts = self.swap_accepts + accepts.cpu()
+        accept_prob = torch.cat(probs) if len(probs) == round_ else None
         return ReplicaExchangeResult(x=x1, replicas=states.detach(), temperatures=temps, swap_rates=rates,
-                                     stats=stats)
+                                     stats=stats, accept_prob=accept_prob)
 
     def _swap(
         self, energy: EnergyFn, states: Tensor, temps: Tensor, parity: int, attempts: Tensor, accepts: Tensor,

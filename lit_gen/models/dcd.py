@@ -45,7 +45,7 @@ from lit_gen.diffusion.guidance import drop_labels
 from lit_gen.diffusion.kernels import kernel_ladder, ladder_marginals, recovery_energy
 from lit_gen.evaluation import DenoisingPSNR, Evaluator
 from lit_gen.losses.dcd import dcd_loss, scaled_sampler
-from lit_gen.mcmc import Langevin, MCMCSampler
+from lit_gen.mcmc import Langevin, MCMCSampler, ReplicaExchange, per_chain_energy, tile_chains
 from lit_gen.models.base import NetFactory
 from lit_gen.models.energy import EnergyModule
 
@@ -62,7 +62,10 @@ class DCDModule(EnergyModule):
         noise: the kernel's s (first level of the ladder).
         num_levels: 1 for the plain EBM, L > 1 for the time-dependent variant over L levels.
         max_noise: the last level's marginal noise (VE: σ_L; VP: sqrt(β_L)); used when ``num_levels > 1``.
-        sampler: recovery-posterior sampler (default: exact Langevin).
+        sampler: recovery-posterior sampler (default: exact Langevin). A :class:`~lit_gen.mcmc.ReplicaExchange`
+            tempers the whole posterior ``exp(−U/T_k)`` over its ladder (non-persistent: every batch has new
+            posteriors); training then logs ``train/mcmc_swap_rate``
+            (docs/algorithms.md#tempered-and-adapted-training-chains).
         mcmc_steps: K, posterior sampler steps per training batch (K = 1: one-step estimator).
         step_scale: c: the sampler's step is set to ``c (s/a)²`` (HMC: ``sqrt(2c) s/a``) for each kernel;
             ``None`` uses the sampler's own step unchanged.
@@ -194,7 +197,10 @@ class DCDModule(EnergyModule):
             return self.energy(z, level, y)
 
         init = kernel.posterior_init(x_tilde)
-        result = self.level_samplers[level].run(recovery_energy(energy_t, x_tilde, kernel), init, self.mcmc_steps)
+        sampler = self.level_samplers[level]
+        posterior = self._posterior(sampler, lambda labels: lambda z: self.energy(z, level, labels), y, x_tilde,
+                                    kernel)
+        result = sampler.run(posterior, init, self.mcmc_steps)
         self.check_chains(init, result.x, self.box_low, self.box_high)
         e_pos = energy_t(x_pos)
         e_neg = energy_t(result.x.detach())
@@ -209,6 +215,8 @@ class DCDModule(EnergyModule):
                     "train/dcd": parts["dcd"],
                     "train/recovery_shift": (result.x - x_tilde / kernel.a).flatten(1).norm(dim=1).mean(),
                     "train/mcmc_acceptance": float(result.stats.get("acceptance_rate", 1.0)),
+                    **({"train/mcmc_swap_rate": float(result.stats["swap_rate"])}
+                       if isinstance(sampler, ReplicaExchange) and "swap_rate" in result.stats else {}),
                 }
             )
             self.log("train/loss", loss, prog_bar=True)
@@ -245,10 +253,27 @@ class DCDModule(EnergyModule):
                 x = init
                 if x is None:
                     x = self.init_distribution().sample(n, self.data_shape, generator, self.device)
-                return self.sample_sampler.run(self._guided(0, labels, w), x, steps, generator=generator).x
+                energy: Any = self._guided(0, labels, w)
+                if labels is not None and isinstance(self.sample_sampler, ReplicaExchange):
+                    energy = per_chain_energy(lambda m: self._guided(0, tile_chains(labels, m), w), x.shape[0])
+                return self.sample_sampler.run(energy, x, steps, generator=generator).x
             return self._anneal(n, steps, generator, init, labels, w)
         finally:
             self.train(was_training)
+
+    @staticmethod
+    def _posterior(sampler: MCMCSampler, energy_of: Any, y: Tensor | None, x_tilde: Tensor, kernel: Any) -> Any:
+        """The recovery energy ``U(x') = E(x') + ‖x̃ − a x'‖²/(2s²)`` for ``sampler``; ``energy_of(labels)`` is the
+        energy ``z ↦ E(z, ·, labels)``. A replica-exchange sampler evaluates it on the K stacked replicas of every
+        chain, so x̃ and the labels are tiled to match (:func:`lit_gen.mcmc.per_chain_energy`)."""
+        if not isinstance(sampler, ReplicaExchange):
+            return recovery_energy(energy_of(y), x_tilde, kernel)
+
+        def make(m: int) -> Any:
+            labels = None if y is None else tile_chains(y, m)
+            return recovery_energy(energy_of(labels), tile_chains(x_tilde, m), kernel)
+
+        return per_chain_energy(make, x_tilde.shape[0])
 
     def _guided(self, level: int, y: Tensor | None, w: float) -> Any:
         """``z ↦ E(z, level)``, or the guided ``(1 − w) E(z, level, ∅) + w E(z, level, y)``."""
@@ -270,11 +295,9 @@ class DCDModule(EnergyModule):
             x = init.to(self.device)
         for level in reversed(range(top)):
             kernel = self.kernels[level]
-
-            energy_t = self._guided(level, labels, w)
-            x = self.level_sample_samplers[level].run(
-                recovery_energy(energy_t, x, kernel), kernel.posterior_init(x), steps, generator=generator
-            ).x
+            sampler = self.level_sample_samplers[level]
+            posterior = self._posterior(sampler, lambda lab, lv=level: self._guided(lv, lab, w), labels, x, kernel)
+            x = sampler.run(posterior, kernel.posterior_init(x), steps, generator=generator).x
         return x
 
     # -------------------------------------------------------------- evaluation

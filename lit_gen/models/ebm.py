@@ -12,7 +12,9 @@ message naming the step, the energies and what to change.
 
 from __future__ import annotations
 
+import copy
 import functools
+import math
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -25,15 +27,21 @@ from lit_gen.diffusion.guidance import drop_labels
 from lit_gen.evaluation import jem_logits_available
 from lit_gen.losses import EnergyLoss, build_energy_loss
 from lit_gen.mcmc import (
+    HMC,
+    MALA,
     ChainInit,
     DataInit,
+    DualAveraging,
     Langevin,
     MCMCSampler,
     NoiseInit,
     ReplayBuffer,
+    ReplicaExchange,
     UniformInit,
     guided_energy,
     long_run,
+    per_chain_energy,
+    tile_chains,
 )
 from lit_gen.models.base import NetFactory
 from lit_gen.models.energy import EnergyModule
@@ -41,6 +49,15 @@ from lit_gen.utils.rank_state import gather_to_rank_zero, select_rank
 
 #: the shorthands of ``chain_init`` (a :class:`~lit_gen.mcmc.ChainInit` object may be given instead)
 CHAIN_INITS: dict[str, Any] = {"replay": ReplayBuffer, "noise": lambda: NoiseInit(None), "data": DataInit}
+
+#: default acceptance targets of ``adapt_train_step``: 0.574 is MALA's optimum (Roberts & Rosenthal 1998), 0.65 HMC's
+#: in high dimension (Beskos et al. 2013): short training chains take the cheaper end of HMC's 0.65–0.8
+TRAIN_TARGET_ACCEPT: dict[type, float] = {MALA: 0.57, HMC: 0.65}
+
+
+def _step_owner(sampler: MCMCSampler) -> MCMCSampler:
+    """The sampler whose ``step_size`` moves the chains: the base sampler of a replica exchange."""
+    return sampler.sampler if isinstance(sampler, ReplicaExchange) else sampler
 
 
 class EBMModule(EnergyModule):
@@ -85,6 +102,19 @@ class EBMModule(EnergyModule):
         ais_chains, ais_steps, ais_step_size: the AIS bracket of the test NLL beyond 2-D data
             (:class:`lit_gen.evaluation.AISLikelihood`; ``ais_steps = 0`` turns it off).
         grid_limit: half-width L of the [−L, L]² grid of the 2D grid NLL (``docs/algorithms.md#grid-nll``).
+        adapt_train_step: adapt the training sampler's step size (the base sampler's, for a
+            :class:`~lit_gen.mcmc.ReplicaExchange`) by dual averaging (Hoffman & Gelman 2014) to
+            ``train_target_acceptance``: one update per training batch, fed the mean acceptance probability of its
+            negative chains, for the first ``train_adapt_steps`` batches; then the step is frozen at the averaged
+            ``ε̄``. The step stays at most ``10 ε₀`` (ε₀ the configured step): a young, flat energy accepts every
+            proposal. The controller and the step are saved in checkpoints. Needs a Metropolis–Hastings sampler (MALA,
+            HMC); unadjusted Langevin has no acceptance to adapt to
+            (docs/algorithms.md#tempered-and-adapted-training-chains).
+        train_target_acceptance: δ of that adaptation; ``None``: 0.57 for MALA, 0.65 for HMC.
+        train_adapt_steps: number of adapted training batches (optimizer steps without gradient accumulation).
+
+    A :class:`~lit_gen.mcmc.ReplicaExchange` ``sampler`` (parallel tempering; ``persistent=True`` keeps its hot
+    replicas from batch to batch, saved in checkpoints) logs ``train/mcmc_swap_rate``.
     """
 
     guard_name = "the EBM"
@@ -118,6 +148,9 @@ class EBMModule(EnergyModule):
         ais_chains: int = 64,
         ais_steps: int = 200,
         ais_step_size: float = 0.05,
+        adapt_train_step: bool = False,
+        train_target_acceptance: float | None = None,
+        train_adapt_steps: int = 500,
         optimizer: OptimizerCallable = torch.optim.Adam,
         lr_scheduler: LRSchedulerCallable | None = None,
         eval_metrics: bool = True,
@@ -164,6 +197,12 @@ class EBMModule(EnergyModule):
         self.save_hyperparameters(ignore=ignore + ([] if isinstance(loss, str) else ["loss"]))
         self.sampler = sampler if sampler is not None else Langevin(step_size=0.01)
         self.sample_sampler = sample_sampler if sample_sampler is not None else self.sampler
+        if sample_sampler is None and isinstance(self.sampler, ReplicaExchange) and self.sampler.persistent:
+            # sample() must not run on (nor overwrite) the training chains' hot replicas: a non-persistent copy
+            self.sample_sampler = copy.copy(self.sampler)
+            self.sample_sampler.persistent, self.sample_sampler._hot = False, None
+            self.sample_sampler.swap_attempts = self.sampler.swap_attempts.clone()
+            self.sample_sampler.swap_accepts = self.sampler.swap_accepts.clone()
         self.mcmc_steps = int(mcmc_steps)
         self.loss = self_loss
         self.loss_type = loss if isinstance(loss, str) else type(loss).__name__
@@ -172,6 +211,54 @@ class EBMModule(EnergyModule):
         self.dsm_sigmas = tuple(float(s) for s in dsm_sigmas)
         self.ssm_slices = int(ssm_slices)
         self.sample_steps = int(sample_steps)
+        self.train_adaptation = self._build_train_adaptation(adapt_train_step, train_target_acceptance,
+                                                             train_adapt_steps)
+        self.train_adapt_steps = int(train_adapt_steps)
+
+    def _build_train_adaptation(self, adapt: bool, target: float | None, steps: int) -> DualAveraging | None:
+        """The dual-averaging controller of the training sampler's step (``adapt_train_step``), or None."""
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise ValueError(f"train_adapt_steps must be a positive int (adapted training batches), got {steps!r}")
+        if not adapt:
+            return None
+        owner = _step_owner(self.sampler)
+        if isinstance(owner, Langevin) or not hasattr(owner, "step_size"):
+            raise ValueError(
+                f"adapt_train_step needs a training sampler with an accept/reject step and a step_size (MALA, HMC, "
+                f"or a ReplicaExchange around one); {type(owner).__name__} has no acceptance probability to adapt "
+                "to. Use sampler lit_gen.mcmc.MALA (or HMC), or set adapt_train_step to false"
+            )
+        if target is None:
+            target = next((v for cls, v in TRAIN_TARGET_ACCEPT.items() if isinstance(owner, cls)), None)
+            if target is None:
+                raise ValueError(f"give train_target_acceptance for {type(owner).__name__} (defaults exist for MALA "
+                                 "and HMC only)")
+        if isinstance(target, bool) or not isinstance(target, (int, float)) or not 0.0 < float(target) < 1.0:
+            raise ValueError(f"train_target_acceptance must be a probability in (0, 1), got {target!r}")
+        return DualAveraging(float(target), initial_step_size=float(owner.step_size))
+
+    @property
+    def train_adapting(self) -> bool:
+        """Whether the training sampler's step is still being adapted (``adapt_train_step`` and warm-up not over)."""
+        return self.train_adaptation is not None and self.train_adaptation.iteration < self.train_adapt_steps
+
+    def _adapt_train_step(self, result: Any) -> None:
+        """One dual-averaging update from a negative phase's acceptance probability; freeze after the last."""
+        controller = self.train_adaptation
+        if result.accept_prob is not None and result.accept_prob.numel() > 0:
+            prob = result.accept_prob.double().mean()
+        else:
+            prob = torch.tensor(float(result.stats.get("acceptance_rate", math.nan)), dtype=torch.float64)
+        trainer = self._trainer
+        if trainer is not None and trainer.world_size > 1:  # every rank keeps the same step
+            prob = trainer.strategy.reduce(prob.to(self.device), reduce_op="mean")
+        owner = _step_owner(self.sampler)
+        step = controller.update(float(prob))
+        if controller.iteration >= self.train_adapt_steps:
+            step = controller.final_step_size
+        # at most 10 ε₀ (the controller's shrinkage point μ = log 10ε₀): while the energy is still flat every
+        # proposal is accepted and an unbounded step would grow until the chains leave the data far behind
+        owner.step_size = min(step, 10.0 * controller.initial_step_size)
 
     # ------------------------------------------------------------- chain init
     def on_init_box_set(self) -> None:
@@ -181,10 +268,14 @@ class EBMModule(EnergyModule):
     # ---------------------------------------------------------------- training
     def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
         x, y = self.check_labelled_batch(batch)
-        energy = self.energy
+        energy = negative_energy = self.energy
         if y is not None:  # both phases on E(·, y); the dropped labels (null class) train E(·, ∅)
-            energy = functools.partial(self.energy, y=drop_labels(y, self.label_dropout, self.num_classes))
-        negatives, stats = self.negative_phase(x, energy) if self.loss.needs_negatives else (None, {})
+            labels = drop_labels(y, self.label_dropout, self.num_classes)
+            energy = negative_energy = functools.partial(self.energy, y=labels)
+            if isinstance(self.sampler, ReplicaExchange):  # the K replicas of each chain keep its label
+                negative_energy = per_chain_energy(lambda m: functools.partial(self.energy, y=tile_chains(labels, m)),
+                                                   x.shape[0])
+        negatives, stats = self.negative_phase(x, negative_energy) if self.loss.needs_negatives else (None, {})
         loss, parts = self.loss(energy, x, negatives)
         if y is not None and self.classifier_weight > 0:  # JEM's hybrid: log p(x | ·) + λ log p(y | x)
             cross_entropy = F.cross_entropy(self.energy_net.logits(x), y)
@@ -203,17 +294,29 @@ class EBMModule(EnergyModule):
         """The model's samples for the loss: ``mcmc_steps`` of ``sampler`` on ``energy`` (default ``self.energy``;
         a conditional run passes ``E(·, y)``) from the chain init, which keeps them.
 
-        Returns the samples and the chain statistics to log (``mcmc_grad_norm``, ``mcmc_acceptance``).
+        Returns the samples and the chain statistics to log (``mcmc_grad_norm``, ``mcmc_acceptance``; with a
+        :class:`~lit_gen.mcmc.ReplicaExchange` sampler ``mcmc_swap_rate``; with ``adapt_train_step``
+        ``mcmc_step_size``, the step after this batch's update). A replica-exchange sampler calls ``energy`` on the
+        K stacked replicas of the chains too: an energy with per-chain labels must accept that
+        (:func:`lit_gen.mcmc.per_chain_energy`; ``training_step`` does it).
         """
         init = self.chains.initial(x)
+        adapting = self.train_adapting
         result = self.sampler.run(energy or self.energy, init, self.mcmc_steps)
         if self.init_box is not None:
             self.check_chains(init, result.x, self.box_low, self.box_high)
         self.chains.update(result.x)
-        return result.x, {
+        if adapting:
+            self._adapt_train_step(result)
+        stats = {
             "mcmc_grad_norm": float(result.stats.get("grad_norm", float("nan"))),
             "mcmc_acceptance": float(result.stats.get("acceptance_rate", 1.0)),
         }
+        if isinstance(self.sampler, ReplicaExchange):
+            stats["mcmc_swap_rate"] = float(result.stats.get("swap_rate", float("nan")))
+        if self.train_adaptation is not None:
+            stats["mcmc_step_size"] = float(_step_owner(self.sampler).step_size)
+        return result.x, stats
 
     # ---------------------------------------------------------------- sampling
     def sample(
@@ -236,12 +339,16 @@ class EBMModule(EnergyModule):
         if steps <= 0:
             raise ValueError(f"steps must be a positive number of MCMC steps, got {steps}")
         energy = self.energy
+        x = init if init is not None else self.init_distribution().sample(n, self.data_shape, generator, self.device)
         if y is not None:
             w = self.guidance_scale if guidance_scale is None else float(guidance_scale)
-            energy = guided_energy(self.energy_net, self.check_labels(y, n), w)
+            labels = self.check_labels(y, n)
+            energy = guided_energy(self.energy_net, labels, w)
+            if isinstance(self.sample_sampler, ReplicaExchange):  # the replicas of chain b keep its label
+                energy = per_chain_energy(lambda m: guided_energy(self.energy_net, tile_chains(labels, m), w),
+                                          x.shape[0])
         elif guidance_scale is not None:
             raise ValueError("guidance_scale needs class labels: pass y")
-        x = init if init is not None else self.init_distribution().sample(n, self.data_shape, generator, self.device)
         was_training = self.training
         self.eval()
         try:
@@ -253,12 +360,34 @@ class EBMModule(EnergyModule):
             self.train(was_training)
 
     # ---------------------------------------------------------- checkpointing
+    def sampler_state(self) -> dict[str, Any]:
+        """The training sampler's state for a checkpoint: a replica exchange's hot replicas and swap counters
+        (``"sampler"``), and the adapted step with its dual-averaging controller (``"adaptation"``)."""
+        state: dict[str, Any] = {"sampler": None, "adaptation": None}
+        if isinstance(self.sampler, ReplicaExchange):
+            state["sampler"] = self.sampler.state_dict()
+        if self.train_adaptation is not None:
+            state["adaptation"] = {"controller": self.train_adaptation.state_dict(),
+                                   "step_size": float(_step_owner(self.sampler).step_size)}
+        return state
+
+    def load_sampler_state(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`sampler_state`'s output (entries this module's configuration has no use for are left)."""
+        if state.get("sampler") is not None and isinstance(self.sampler, ReplicaExchange):
+            self.sampler.load_state_dict(state["sampler"])
+        adaptation = state.get("adaptation")
+        if adaptation is not None and self.train_adaptation is not None:
+            self.train_adaptation.load_state_dict(adaptation["controller"])
+            _step_owner(self.sampler).step_size = float(adaptation["step_size"])
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Save the chains of every rank (a list indexed by rank: under DDP each rank has its own buffer)."""
+        """Save the chains and the training sampler's state of every rank (lists indexed by rank: under DDP each
+        rank has its own buffer and hot replicas)."""
         super().on_save_checkpoint(checkpoint)
         state = self.chains.state_dict()
         state = {k: v.cpu() if isinstance(v, Tensor) else v for k, v in state.items()}
         checkpoint["ebm_chains"] = gather_to_rank_zero(state)
+        checkpoint["ebm_sampler"] = gather_to_rank_zero(self.sampler_state())
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_load_checkpoint(checkpoint)
@@ -267,3 +396,8 @@ class EBMModule(EnergyModule):
             state = select_rank(state, self.global_rank, "replay buffers")
         if state:
             self.chains.load_state_dict(state)
+        sampler_state = checkpoint.get("ebm_sampler")
+        if isinstance(sampler_state, list):
+            sampler_state = select_rank(sampler_state, self.global_rank, "training-sampler states")
+        if sampler_state:
+            self.load_sampler_state(sampler_state)

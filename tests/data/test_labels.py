@@ -49,11 +49,11 @@ def _check_labeled_batch(batch: object, size: int, shape: tuple[int, ...], num_c
 
 
 def test_labeled_toy_sets_and_their_class_counts() -> None:
-    assert set(TOY_LABELED_DATASETS) == {"8gaussians", "25gaussians", "wrapped_gaussians", "moons", "circles",
-                                         "rings", "pinwheel", "2spirals"}
+    assert set(TOY_LABELED_DATASETS) == {"8gaussians", "25gaussians", "unequal_gaussians", "wrapped_gaussians",
+                                         "moons", "circles", "rings", "pinwheel", "2spirals"}
     counts = {name: toy_num_classes(name) for name in TOY_DATASETS}
-    assert counts == {"8gaussians": 8, "25gaussians": 25, "wrapped_gaussians": 6, "moons": 2, "circles": 2,
-                      "rings": 4, "pinwheel": 5, "2spirals": 2, "swissroll": None, "checkerboard": None}
+    assert counts == {"8gaussians": 8, "25gaussians": 25, "unequal_gaussians": 4, "wrapped_gaussians": 6, "moons": 2,
+                      "circles": 2, "rings": 4, "pinwheel": 5, "2spirals": 2, "swissroll": None, "checkerboard": None}
 
 
 @pytest.mark.parametrize("name", TOY_LABELED_DATASETS)
@@ -71,7 +71,7 @@ def test_labeled_draws_are_the_unlabeled_points_with_coherent_labels(name: str) 
     assert empty[0].shape == (0, 2) and empty[1].shape == (0,) and empty[1].dtype == torch.long
 
 
-@pytest.mark.parametrize("name", ["8gaussians", "25gaussians"])
+@pytest.mark.parametrize("name", ["8gaussians", "25gaussians", "unequal_gaussians"])
 def test_mixture_label_is_the_component_index(name: str) -> None:
     dm = Toy2DDataModule(name, n_train=4000, n_val=500, n_test=500, batch_size=100, conditional=True)
     mixture = toy_mixture(name)

@@ -81,6 +81,28 @@ def test_25gaussians_definition() -> None:
     assert ((stds - sigma).abs() < 4 * sigma / (2 * (counts[:, None] - 1)).sqrt()).all()
 
 
+def test_unequal_gaussians_density_normalises_and_weights_are_10_4_2_1() -> None:
+    log_p = toy_log_prob("unequal_gaussians")
+    mixture = toy_mixture("unequal_gaussians")
+    assert log_p is not None and mixture is not None and mixture.num_components == 4
+    # the exact density integrates to one on a fine grid (midpoint rule; the modes lie well inside [-5, 5]²)
+    cell = 0.01
+    g = torch.arange(-5 + cell / 2, 5, cell, dtype=torch.float64)
+    grid = torch.cartesian_prod(g, g)
+    assert abs(float(log_p(grid).exp().sum()) * cell**2 - 1.0) < 1e-4
+    # empirical mode shares ≈ 10 : 4 : 2 : 1 within 4 binomial standard errors, a factor 10 between extremes
+    n = 40000
+    x = sample_toy2d("unequal_gaussians", n, gen(6))
+    counts, means, stds = _cluster_stats(x, mixture.means)
+    weights = torch.tensor([10.0, 4.0, 2.0, 1.0], dtype=torch.float64) / 17.0
+    torch.testing.assert_close(mixture.weights, weights)
+    assert ((counts / n - weights).abs() < 4 * (weights * (1 - weights) / n).sqrt()).all(), counts.tolist()
+    sigma = 0.5 / 1.414
+    assert ((means - mixture.means).abs() < 4 * sigma / counts.sqrt()[:, None]).all()
+    assert ((stds - sigma).abs() < 4 * sigma / (2 * (counts[:, None] - 1)).sqrt()).all()
+    assert float(weights[0] / weights[-1]) == 10.0
+
+
 def _numpy_seed(seed: int) -> int:
     return int(torch.randint(0, 2**31 - 1, (), generator=gen(seed)))
 
@@ -156,7 +178,7 @@ def test_2spirals_point_symmetry_and_extent() -> None:
 
 def test_log_prob_only_where_known() -> None:
     for name in TOY_DATASETS:
-        known = name in ("8gaussians", "25gaussians", "checkerboard", "wrapped_gaussians")
+        known = name in ("8gaussians", "25gaussians", "unequal_gaussians", "checkerboard", "wrapped_gaussians")
         assert (toy_log_prob(name) is not None) == known
     assert toy_mixture("swissroll") is None
 

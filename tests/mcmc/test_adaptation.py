@@ -118,3 +118,14 @@ def test_bad_settings_are_clear_errors() -> None:
         adapt_step_size(MALA(0.1), energy, x0, 0)
     with pytest.raises(ValueError, match=r"accept_prob must be in \[0, 1\], got nan"):
         DualAveraging(0.5).update(math.nan)
+
+
+def test_dual_averaging_state_round_trip() -> None:
+    a, b = DualAveraging(0.6, initial_step_size=0.1), DualAveraging(0.6, initial_step_size=0.1)
+    for p in (0.9, 0.2, 0.7):
+        a.update(p)
+    b.load_state_dict(a.state_dict())
+    assert b.iteration == 3 and b.step_size == a.step_size and b.final_step_size == a.final_step_size
+    assert a.update(0.5) == b.update(0.5)
+    with pytest.raises(ValueError, match="state_dict"):
+        b.load_state_dict({"iteration": 1})

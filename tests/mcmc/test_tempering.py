@@ -114,3 +114,68 @@ def test_bad_settings_are_clear_errors() -> None:
         sampler.sample(gaussian_2d(), torch.zeros(4, 2, dtype=torch.float64), 2, hot=torch.zeros(3, 4, 2))
     with pytest.raises(ValueError, match=r"energy must return shape \(B,\)"):
         sampler.run(lambda x: (x**2).sum(), torch.zeros(4, 2), 2)
+
+
+def test_state_dict_round_trip_continues_the_hot_replicas_bitwise() -> None:
+    # an uninterrupted 3-call run against 1 call, save (through torch.save, weights_only), load into a fresh
+    # sampler, 2 more calls: the same states, hot replicas and swap counters, bit for bit
+    import io
+
+    target = gaussian_2d()
+
+    def make() -> ReplicaExchange:
+        return ReplicaExchange(MALA(0.05), num_replicas=3, max_temperature=4.0, swap_every=2, persistent=True)
+
+    x0 = torch.zeros(16, 2)
+    full, g = make(), torch.Generator().manual_seed(7)
+    x = x0
+    for _ in range(3):
+        x = full.run(target, x, 4, generator=g).x
+    first, g = make(), torch.Generator().manual_seed(7)
+    y = first.run(target, x0, 4, generator=g).x
+    assert first.hot is not None and first.hot.shape == (2, 16, 2)
+    buffer = io.BytesIO()
+    torch.save(first.state_dict(), buffer)
+    buffer.seek(0)
+    resumed = make()
+    resumed.load_state_dict(torch.load(buffer, weights_only=True))
+    assert torch.equal(resumed.hot, first.hot) and torch.equal(resumed.swap_attempts, first.swap_attempts)
+    for _ in range(2):
+        y = resumed.run(target, y, 4, generator=g).x
+    assert torch.equal(x, y) and torch.equal(full.hot, resumed.hot)
+    assert torch.equal(full.swap_attempts, resumed.swap_attempts) and torch.equal(full.swap_accepts,
+                                                                                  resumed.swap_accepts)
+    assert float(full.swap_attempts.sum()) == 3 * 2 * 16 and 0.0 < full.swap_rate < 1.0  # 2 rounds of 1 pair a call
+    # an empty state (no run yet) round-trips too; a state of another ladder is refused by name
+    fresh = make()
+    fresh.load_state_dict(make().state_dict())
+    assert fresh.hot is None and math.isnan(fresh.swap_rate)
+    other = ReplicaExchange(MALA(0.05), num_replicas=4, max_temperature=4.0)
+    with pytest.raises(ValueError, match="temperature ladder"):
+        other.load_state_dict(first.state_dict())
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        make().load_state_dict({**first.state_dict(), "hot": torch.full((2, 16, 2), math.nan)})
+    with pytest.raises(ValueError, match="state_dict"):
+        make().load_state_dict({"hot": None})
+
+
+def test_per_chain_energy_tiles_conditioning_over_the_replicas() -> None:
+    # E(x | c_b) = ½‖x − c_b‖²: chain b's replicas all sample around its own centre c_b
+    from lit_gen.mcmc import per_chain_energy, tile_chains
+
+    centres = torch.tensor([[-3.0, 0.0], [3.0, 0.0]], dtype=torch.float64).repeat(200, 1)  # B = 400
+
+    def make(m: int):
+        c = tile_chains(centres, m)
+        return lambda z: 0.5 * (z - c).pow(2).sum(1)
+
+    energy = per_chain_energy(make, centres.shape[0])
+    sampler = ReplicaExchange(MALA(0.2), num_replicas=3, max_temperature=2.0, swap_every=2)
+    out = sampler.sample(energy, centres.clone(), 60, generator=torch.Generator().manual_seed(8))
+    for k in range(3):  # every replica stays centred on its chain's own c_b
+        assert float((out.replicas[k] - centres).mean(0).abs().max()) < 0.3
+    assert out.accept_prob is not None and out.accept_prob.shape == (60,)
+    with pytest.raises(ValueError, match="whole number of copies"):
+        energy(torch.zeros(401, 2, dtype=torch.float64))
+    with pytest.raises(ValueError, match="copies must be a positive int"):
+        tile_chains(centres, 0)
