@@ -42,7 +42,8 @@ trades sample quality and diversity for class fidelity, Ho & Salimans 2022, Dhar
 Budgets (one torch thread on a shared 2-core CPU): the steps per method in ``FULL_STEPS`` (``QUICK_STEPS``
 with ``--quick``), far below the configs' own budgets, so every model here is undertrained; 50 samples per class
 (30 with ``--quick``). The steps differ by method (a DDAEBM step costs about 25 DCD steps here) and are written in
-the table: about 22 minutes in all, 6 with ``--quick``. MNIST rows are not run on CPU (see the results file).
+the table: about 45 minutes in all on a shared machine (the DCD ladder is two thirds of it), 10 with
+``--quick``. MNIST rows are not run on CPU (see the results file).
 """
 
 from __future__ import annotations

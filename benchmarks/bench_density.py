@@ -125,7 +125,7 @@ def write(results: list[tuple[str, str, dict[str, float]]], args: argparse.Names
     mode = "quick mode (smoke run, not a measurement)" if args.quick else "full mode"
     scale = "" if args.step_scale == 1.0 else f" · training steps × {args.step_scale:g} of the configs' budgets"
     lines = [
-        "# Densities on multi-modal data: short-run chains vs replica exchange", "",
+        "## Densities on multi-modal data: short-run chains vs replica exchange", "",
         f"{datetime.date.today().isoformat()} · torch {torch.__version__} · cpu ({platform.machine()}, 1 thread) · "
         f"{mode} · 1 seed{scale} · {wall / 60:.1f} min in all", "",
         "Same 3×128 MLP energy, 20k training points (quick: fewer), batch 256, Adam(1e-3, β=(0, 0.999)), clipping 1. "
@@ -147,7 +147,7 @@ def write(results: list[tuple[str, str, dict[str, float]]], args: argparse.Names
             f"{r['gap']:.3f} | {r['escape']:.4f} | {100 * r['outside']:.2f} % | {swap} | {r['step']:.4g} | "
             f"{'met' if met(r) else 'missed'} |")
     n_met = sum(met(r) for _, _, r in results)
-    lines += ["", "## Verdict", ""]
+    lines += ["", "### Verdict", ""]
     lines.append(f"The goal (gap ≤ {GOAL_GAP} nats, ≤ {100 * GOAL_OUTSIDE:g} % of the mass outside the box) is met in "
                  f"{n_met} of {len(results)} rows.")
     for row in ROWS:

@@ -37,4 +37,4 @@ def test_quick_run_writes_one_row_per_method(bench: ModuleType, tmp_path: Path,
     rows = [line for line in text.splitlines() if line.startswith("| unequal_gaussians |")]
     assert len(rows) == len(bench.ROWS)
     assert all(line.rstrip(" |").endswith(("met", "missed")) for line in rows)
-    assert "quick mode" in text and "## Verdict" in text
+    assert "quick mode" in text and "### Verdict" in text
