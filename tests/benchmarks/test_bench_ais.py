@@ -4,8 +4,8 @@ extra) is optional: without it only its row and its own check are skipped."""
 
 from __future__ import annotations
 
-import importlib
 import math
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -23,9 +23,8 @@ except ImportError:
 
 
 @pytest.fixture
-def bench(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    monkeypatch.syspath_prepend(str(ROOT))  # `benchmarks` is a folder of the repository, not an installed package
-    return importlib.import_module("benchmarks.bench_ais")
+def bench(import_benchmark: Callable[[str], ModuleType]) -> ModuleType:
+    return import_benchmark("bench_ais")
 
 
 def _problem(bench: ModuleType) -> Any:  # a bench_ais.Problem

@@ -4,8 +4,8 @@ box and ≈ 1 for one whose mass lies outside it."""
 
 from __future__ import annotations
 
-import importlib
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -16,9 +16,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def bench(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    monkeypatch.syspath_prepend(str(ROOT))  # `benchmarks` is a folder of the repository, not an installed package
-    return importlib.import_module("benchmarks.bench_density")
+def bench(import_benchmark: Callable[[str], ModuleType]) -> ModuleType:
+    return import_benchmark("bench_density")
 
 
 def test_outside_box_mass(bench: ModuleType) -> None:

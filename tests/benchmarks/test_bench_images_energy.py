@@ -5,9 +5,9 @@ checking that FD is computed)."""
 
 from __future__ import annotations
 
-import importlib
 import math
 import re
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -24,9 +24,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def bench(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    monkeypatch.syspath_prepend(str(ROOT))  # `benchmarks` is a folder of the repository, not an installed package
-    return importlib.import_module("benchmarks.bench_images_energy")
+def bench(import_benchmark: Callable[[str], ModuleType]) -> ModuleType:
+    return import_benchmark("bench_images_energy")
 
 
 def test_the_configs_build_as_shipped(bench: ModuleType) -> None:

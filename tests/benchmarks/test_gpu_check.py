@@ -4,8 +4,8 @@ loss, and fails, naming the config, on a non-finite loss or a crash (after runni
 
 from __future__ import annotations
 
-import importlib
 import math
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
@@ -24,9 +24,8 @@ IMAGE_CONFIGS = {
 
 
 @pytest.fixture
-def gpu_check(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    monkeypatch.syspath_prepend(str(ROOT))  # `benchmarks` is a folder of the repository, not an installed package
-    return importlib.import_module("benchmarks.gpu_check")
+def gpu_check(import_benchmark: Callable[[str], ModuleType]) -> ModuleType:
+    return import_benchmark("gpu_check")
 
 
 def test_every_image_config_is_checked(gpu_check: ModuleType) -> None:
