@@ -70,12 +70,7 @@ def scaled_sampler(sampler: MCMCSampler, kernel: DiffusionKernel, step_scale: fl
     ``p(x' | x̃)``, so hot replicas of the previous batch would be states of other targets.
     """
     if isinstance(sampler, ReplicaExchange):
-        out = copy.copy(sampler)
-        out.sampler = scaled_sampler(sampler.sampler, kernel, step_scale)
-        out.persistent = False
-        out._hot = None
-        out.swap_attempts, out.swap_accepts = sampler.swap_attempts.clone(), sampler.swap_accepts.clone()
-        return out
+        return sampler.non_persistent_copy(scaled_sampler(sampler.sampler, kernel, step_scale))
     if step_scale is None:
         return sampler
     c = _positive("step_scale", step_scale)

@@ -22,6 +22,7 @@ conditioning (labels, noisy targets) to the ``K · B`` stacked replicas.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -188,6 +189,17 @@ class ReplicaExchange(MCMCSampler):
         return float(self.swap_accepts.sum()) / tried if tried > 0 else math.nan
 
     # ------------------------------------------------------------------------------------------- state
+    def non_persistent_copy(self, sampler: MCMCSampler | None = None) -> ReplicaExchange:
+        """A copy that keeps no hot replicas between runs (its own swap counters, cloned from this one's), around
+        ``sampler`` (default: the same base sampler). For chains whose targets change from run to run, or that must
+        not touch the training chains' replicas."""
+        out = copy.copy(self)
+        if sampler is not None:
+            out.sampler = sampler
+        out.persistent, out._hot = False, None
+        out.swap_attempts, out.swap_accepts = self.swap_attempts.clone(), self.swap_accepts.clone()
+        return out
+
     def state_dict(self) -> dict[str, Any]:
         """The sampler's state: the persisted hot replicas (``None`` if none) and the cumulative swap counters.
 

@@ -12,7 +12,6 @@ message naming the step, the energies and what to change.
 
 from __future__ import annotations
 
-import copy
 import functools
 import math
 from collections.abc import Sequence
@@ -199,10 +198,7 @@ class EBMModule(EnergyModule):
         self.sample_sampler = sample_sampler if sample_sampler is not None else self.sampler
         if sample_sampler is None and isinstance(self.sampler, ReplicaExchange) and self.sampler.persistent:
             # sample() must not run on (nor overwrite) the training chains' hot replicas: a non-persistent copy
-            self.sample_sampler = copy.copy(self.sampler)
-            self.sample_sampler.persistent, self.sample_sampler._hot = False, None
-            self.sample_sampler.swap_attempts = self.sampler.swap_attempts.clone()
-            self.sample_sampler.swap_accepts = self.sampler.swap_accepts.clone()
+            self.sample_sampler = self.sampler.non_persistent_copy()
         self.mcmc_steps = int(mcmc_steps)
         self.loss = self_loss
         self.loss_type = loss if isinstance(loss, str) else type(loss).__name__
