@@ -127,6 +127,7 @@ class UNetEnergy(nn.Module):
         num_heads: int = 1,
         groups: int = 32,
         num_classes: int = 0,
+        zero_init_embedding: bool = False,
     ) -> None:
         super().__init__()
         self.data_shape = check_data_shape(data_shape)
@@ -141,6 +142,7 @@ class UNetEnergy(nn.Module):
             num_heads=num_heads,
             groups=groups,
             num_classes=self.num_classes,
+            zero_init_embedding=zero_init_embedding,
         )
 
     def forward(self, x: torch.Tensor, t: torch.Tensor | float, y: torch.Tensor | None = None) -> torch.Tensor:

@@ -200,10 +200,11 @@ class UNetGenerator(UNet):
         groups: int = 32,
         tanh_output: bool = True,
         num_classes: int = 0,
+        zero_init_embedding: bool = False,
     ) -> None:
         super().__init__(data_shape, channels=channels, channel_mult=channel_mult, num_res_blocks=num_res_blocks,
                          attention_resolutions=attention_resolutions, dropout=dropout, num_heads=num_heads,
-                         groups=groups)
+                         groups=groups, zero_init_embedding=zero_init_embedding)
         self.latent_dim = _check_latent(latent_dim)
         self.mapping = MappingMLP(latent_dim, 4 * channels, mapping_depth)
         self.tanh_output = bool(tanh_output)

@@ -97,17 +97,20 @@ def _check_positive_int(value: object, name: str) -> int:
 class UNet(nn.Module):
     """DDPM U-Net (Ho et al. 2020, after PixelCNN++ / Ronneberger et al. 2015): ``net(x, t)`` shaped like x.
 
-    ``len(channel_mult)`` resolution levels; level i has width ``channels * channel_mult[i]`` and
-    ``num_res_blocks`` residual blocks (GroupNorm, SiLU, 3x3 conv, GroupNorm scaled and shifted by a linear
-    projection of the time embedding (Dhariwal & Nichol 2021), SiLU, dropout, 3x3 conv). Between levels a stride-2 conv halves H and W; the decoder mirrors the
-    encoder with ``num_res_blocks + 1`` blocks per level fed by concatenated skips, and nearest-neighbour
-    upsampling followed by a 3x3 conv. Self-attention follows every block of a level whose height is listed
-    in ``attention_resolutions``, and sits in the middle (res-attn-res). The time t (B,) in schedule units
-    is embedded sinusoidally to ``channels`` features, then by a 2-layer MLP to ``4 * channels``.
-    The output conv is zero-initialised, so the untrained network outputs zeros (common practice since DDPM).
+    ``len(channel_mult)`` resolution levels; level i has width ``channels * channel_mult[i]`` and ``num_res_blocks``
+    residual blocks (GroupNorm, SiLU, 3x3 conv, GroupNorm scaled and shifted by a linear projection of the time
+    embedding (Dhariwal & Nichol 2021), SiLU, dropout, 3x3 conv). Between levels a stride-2 conv halves H and W; the
+    decoder mirrors the encoder with ``num_res_blocks + 1`` blocks per level fed by concatenated skips, and
+    nearest-neighbour upsampling followed by a 3x3 conv. Self-attention follows every block of a level whose height
+    is listed in ``attention_resolutions``, and sits in the middle (res-attn-res). The time t (B,) in schedule units
+    is embedded sinusoidally to ``channels`` features, then by a 2-layer MLP to ``4 * channels``. The output conv is
+    zero-initialised, so the untrained network outputs zeros (common practice since DDPM).
     With ``num_classes = K > 0`` a learned class embedding of width ``4 * channels`` (K classes and the null class
     K) is added to the time embedding, as in the class-conditional U-Net of Dhariwal & Nichol (2021), and
-    ``forward`` takes labels ``y`` (``y=None``: the null class).
+    ``forward`` takes labels ``y`` (``y=None``: the null class). ``zero_init_embedding=True`` zero-initialises every
+    block's scale-shift projection, so each block starts as the unconditional ``norm2(h)`` and learns its dependence
+    on t and y from zero (the adaLN-Zero initialisation of Peebles & Xie 2023); see
+    docs/algorithms.md#the-u-net-residual-block for when it matters.
 
     Args:
         data_shape: (C, H, W). H and W must be divisible by ``2 ** (len(channel_mult) - 1)``.
@@ -119,6 +122,7 @@ class UNet(nn.Module):
         num_heads: attention heads; must divide the width of every level that has attention.
         groups: GroupNorm groups; each norm uses gcd(width, groups) so narrow networks work too.
         num_classes: number of classes to condition on; 0 is the unconditional network.
+        zero_init_embedding: start every block's embedding projection at zero (scale 1, shift 0).
     """
 
     def __init__(
@@ -132,10 +136,13 @@ class UNet(nn.Module):
         num_heads: int = 1,
         groups: int = 32,
         num_classes: int = 0,
+        zero_init_embedding: bool = False,
     ) -> None:
         super().__init__()
         self.data_shape = check_data_shape(data_shape)
         self.num_classes = check_num_classes(num_classes)
+        if not isinstance(zero_init_embedding, bool):
+            raise ValueError(f"zero_init_embedding must be true or false, got {zero_init_embedding!r}")
         if len(self.data_shape) != 3:
             raise ValueError(
                 f"UNet needs image data_shape (C, H, W), got {self.data_shape}; use TimeMLP for vector data"
@@ -212,6 +219,11 @@ class UNet(nn.Module):
         self.conv_out = nn.Conv2d(ch, in_ch, 3, padding=1)
         nn.init.zeros_(self.conv_out.weight)
         nn.init.zeros_(self.conv_out.bias)
+        if zero_init_embedding:  # after every draw, so the other parameters match the default initialisation
+            for block in self.modules():
+                if isinstance(block, _ResBlock):
+                    nn.init.zeros_(block.time_proj.weight)
+                    nn.init.zeros_(block.time_proj.bias)
         if self.num_classes:  # last, so the other parameters are drawn as in the unconditional network
             self.class_embedding = ClassEmbedding(self.num_classes, temb_dim)
 

@@ -11,6 +11,7 @@ from lit_gen.nn import (
     TimeMLP,
     UNet,
     UNetEnergy,
+    UNetGenerator,
     get_activation,
 )
 
@@ -260,3 +261,54 @@ def test_unet_output_depends_on_time_and_class_at_every_group_width(channels, gr
     for name, module in net.named_modules():
         if name.endswith("time_proj"):
             assert module.weight.grad.abs().amax() > 1e-4, f"{name} receives no gradient"
+
+
+def test_unet_zero_init_embedding_starts_unconditional_and_learns_t_and_y():
+    """adaLN-Zero start (Peebles & Xie 2023): with every scale-shift projection at zero each block is the
+    unconditional one, so outputs match exactly across t and y; the projections still get gradients, and one SGD
+    step makes the network depend on both. All other parameters are drawn exactly as by default."""
+    kwargs = dict(channels=8, channel_mult=(1, 2), num_res_blocks=1, attention_resolutions=(), groups=4, num_classes=3)
+    torch.manual_seed(0)
+    default = UNet((1, 8, 8), **kwargs)
+    torch.manual_seed(0)
+    net = UNet((1, 8, 8), zero_init_embedding=True, **kwargs)
+    for (name, p_default), (_, p) in zip(default.named_parameters(), net.named_parameters(), strict=True):
+        if "time_proj" in name:
+            assert p.abs().amax() == 0, name
+        else:
+            torch.testing.assert_close(p, p_default, rtol=0, atol=0, msg=name)
+    nn.init.normal_(net.conv_out.weight, std=0.1)
+    x = torch.randn(4, 1, 8, 8)
+    t0, t1 = torch.full((4,), 10.0), torch.full((4,), 900.0)
+    y0, y1 = torch.zeros(4, dtype=torch.long), torch.ones(4, dtype=torch.long)
+    with torch.no_grad():
+        base = net(x, t0, y=y0)
+        torch.testing.assert_close(net(x, t1, y=y0), base, rtol=0, atol=0)
+        torch.testing.assert_close(net(x, t0, y=y1), base, rtol=0, atol=0)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    target = torch.randn(4, 1, 8, 8)
+    (net(x, t0, y=y0) - target).square().sum().backward()
+    for name, module in net.named_modules():
+        if name.endswith("time_proj"):
+            assert module.weight.grad.abs().amax() > 1e-4, f"{name} receives no gradient"
+    opt.step()
+    with torch.no_grad():
+        base = net(x, t0, y=y0)
+        assert float((net(x, t1, y=y0) - base).norm() / base.norm()) > 1e-3
+        assert float((net(x, t0, y=y1) - base).norm() / base.norm()) > 1e-3
+
+
+@pytest.mark.parametrize("make", [
+    lambda: UNetEnergy((1, 8, 8), channels=8, channel_mult=(1, 2), num_res_blocks=1, attention_resolutions=(),
+                       zero_init_embedding=True),
+    lambda: UNetGenerator((1, 8, 8), latent_dim=4, channels=8, channel_mult=(1, 2), num_res_blocks=1,
+                          attention_resolutions=(), zero_init_embedding=True),
+])
+def test_unet_wrappers_pass_zero_init_embedding_through(make):
+    projections = [m for n, m in make().named_modules() if n.endswith("time_proj") and isinstance(m, nn.Linear)]
+    assert projections and all(p.weight.abs().amax() == 0 and p.bias.abs().amax() == 0 for p in projections)
+
+
+def test_unet_rejects_a_non_bool_zero_init_embedding():
+    with pytest.raises(ValueError, match="zero_init_embedding must be true or false"):
+        UNet((1, 8, 8), channels=8, channel_mult=(1, 2), zero_init_embedding="yes")
