@@ -16,6 +16,8 @@ the test points an upper bound to the extent they resemble model samples. Vector
 
 from __future__ import annotations
 
+import math
+import warnings
 from typing import Any
 
 import torch
@@ -31,8 +33,15 @@ from lit_gen.mcmc.ais import ais_bracket, uniform_box_base
 __all__ = ["AISLikelihood"]
 
 
+MIN_ACCEPTANCE = 0.01
+
+
 class AISLikelihood(Evaluator):
     """Forward/reverse AIS bracket of the test NLL under ``exp(−module.energy)``.
+
+    When the forward MALA moves are almost never accepted (below ``MIN_ACCEPTANCE``) the chains stay where the base
+    put them, the bracket is the base's and not the model's, and :meth:`report` warns, naming the rate and the
+    ``step_size`` to lower; the figures are still reported (with ``ais_acceptance``) so the run is not lost.
 
     Args:
         num_chains: forward chains (and at most as many reverse chains from test points).
@@ -89,4 +98,13 @@ class AISLikelihood(Evaluator):
                    ais_log_z_reverse=res.reverse.log_z, ais_log_z_reverse_stderr=res.reverse.stderr,
                    ais_acceptance=res.forward.acceptance_rate, ais_num_chains=self.num_chains,
                    ais_num_steps=self.num_steps, ais_n_points=int(x.shape[0]))
+        rate = res.forward.acceptance_rate
+        if not math.isnan(rate) and rate < MIN_ACCEPTANCE:
+            warnings.warn(
+                f"AIS: the MALA transitions accepted {rate:.2%} of their moves (step_size={self.step_size:g}), so "
+                "the chains never left the base and the reported likelihood bracket is the base's, not the "
+                "model's; lower AISLikelihood(step_size=...) until ais_acceptance is well above "
+                f"{MIN_ACCEPTANCE:.0%}",
+                stacklevel=2,
+            )
         return out

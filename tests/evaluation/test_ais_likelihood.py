@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from types import SimpleNamespace
 
+import pytest
 import torch
 
 from lit_gen.evaluation import AISLikelihood, GridNLL
@@ -59,6 +60,21 @@ def test_images_are_scored_on_their_cube_even_when_the_energy_is_not_normalisabl
     bpd = (nll - d * math.log(2 / 256)) / (d * math.log(2))
     slack = (a * d / 128 + 4 * max(se_f, se_r) + 0.02) / (d * math.log(2))
     assert report["ais_bpd_lower"] - slack <= bpd <= report["ais_bpd_upper"] + slack
+
+
+def test_a_bracket_whose_moves_are_all_rejected_warns_and_names_the_step_size() -> None:
+    """A steep energy (E = 10⁴·|x|²/2) with a whitened step of 1: every MALA proposal overshoots by orders of
+    magnitude, so no move is accepted and the bracket would be the base's; the report must say so."""
+    d = 8
+    module = SimpleNamespace(
+        energy=lambda x: 0.5e4 * x.pow(2).sum(1), data_shape=(d,), device=torch.device("cpu"),
+        data_mean=torch.zeros(d), data_std=torch.ones(d),
+    )
+    ev = AISLikelihood(num_chains=16, num_steps=20, step_size=1.0, max_points=16)
+    ev.update(module, 0.01 * torch.randn(16, d, generator=torch.Generator().manual_seed(0)), 0, "test")
+    with pytest.warns(UserWarning, match=r"accepted 0\.00% .*step_size=1"):
+        report = ev.report(module)
+    assert report["ais_acceptance"] == 0.0
 
 
 def test_energy_modules_bracket_beyond_2d_and_keep_the_grid_in_2d() -> None:
