@@ -103,8 +103,8 @@ class AISLikelihood(Evaluator):
             warnings.warn(
                 f"AIS: the MALA transitions accepted {rate:.2%} of their moves (step_size={self.step_size:g}), so "
                 "the chains never left the base and the reported likelihood bracket is the base's, not the "
-                "model's; lower AISLikelihood(step_size=...) until ais_acceptance is well above "
-                f"{MIN_ACCEPTANCE:.0%}",
+                "model's; lower AISLikelihood(step_size=...) (the modules' ais_step_size) until ais_acceptance is "
+                f"well above {MIN_ACCEPTANCE:.0%}",
                 stacklevel=2,
             )
         return out
