@@ -5,7 +5,8 @@ Samplers share ``run(energy, x, num_steps, *, generator=None) -> MCMCResult``:
 Chain initialisation: ``ReplayBuffer`` (persistent chains), ``NoiseInit`` (short-run), ``DataInit`` (CD-k),
 with init distributions ``UniformInit`` and ``GaussianInit``.
 ``ReplicaExchange`` (parallel tempering around any of them), ``adapt_step_size`` / ``DualAveraging`` (step size to a
-target acceptance), ``ais_log_partition`` / ``ais_log_partition_reverse`` / ``ais_bracket`` (log Z and NLL by AIS),
+target acceptance), ``ais_log_partition`` / ``ais_log_partition_reverse`` / ``ais_bracket`` (log Z and NLL by AIS, with
+``tune_ais_step_sizes`` for a per-temperature step and ``BoxReparametrization`` for models on a box),
 and the diagnostics ``effective_sample_size``, ``split_rhat``, ``autocorrelation``, ``acceptance_rate``.
 """
 
@@ -22,6 +23,8 @@ from lit_gen.mcmc.ais import (
     uniform_box_base,
     weight_statistics,
 )
+from lit_gen.mcmc.ais_box import BoxReparametrization, LogisticBoxBase
+from lit_gen.mcmc.ais_tuning import AISStepSizes, tune_ais_step_sizes
 from lit_gen.mcmc.base import EnergyFn, MCMCResult, MCMCSampler, energy_and_grad
 from lit_gen.mcmc.conditional import (
     conditional_energy,
@@ -66,6 +69,9 @@ __all__ = [
     "DEFAULT_TARGET_ACCEPT",
     "AISBracket",
     "AISResult",
+    "AISStepSizes",
+    "BoxReparametrization",
+    "LogisticBoxBase",
     "AdaptationResult",
     "DualAveraging",
     "MCMCDiagnostics",
@@ -76,6 +82,7 @@ __all__ = [
     "ais_bracket",
     "ais_log_partition",
     "ais_log_partition_reverse",
+    "tune_ais_step_sizes",
     "annealing_schedule",
     "autocorrelation",
     "effective_sample_size",

@@ -42,6 +42,7 @@ __all__ = [
     "ais_log_partition",
     "ais_log_partition_reverse",
     "annealing_schedule",
+    "check_step_sizes",
     "fit_gaussian_base",
     "gather_log_weights",
     "uniform_box_base",
@@ -295,8 +296,9 @@ class _Annealer:
     """Runs one chunk of chains along a schedule; shared by both directions."""
 
     def __init__(self, path: _Path, sampler: MCMCSampler, steps_per_temperature: int,
-                 generator: torch.Generator | None) -> None:
+                 generator: torch.Generator | None, step_sizes: list[float] | None = None) -> None:
         self.path, self.sampler, self.k, self.generator = path, sampler, steps_per_temperature, generator
+        self.step_sizes = step_sizes  # aligned with the betas of run(): the step used at betas[t]
 
     def run(self, x: Tensor, betas: list[float]) -> tuple[Tensor, Tensor, Tensor, int]:
         """Anneal from ``x`` (distributed as ``∝ f_{betas[0]}``) along ``betas``: ``(log w, x, accepted, moves)``."""
@@ -323,6 +325,8 @@ class _Annealer:
                 log_w += d_beta * (b.double() - e.double())
             if t == last:
                 break  # the last move would not change any weight
+            if self.step_sizes is not None:
+                self.sampler.step_size = self.step_sizes[t]
             for _ in range(self.k):
                 x, e, b, ge, gb, acc, ok = self._move(betas[t], x, e, b, ge, gb)
                 accepted += acc
@@ -362,10 +366,13 @@ class _Annealer:
             result = sampler.run(path.closure(beta), x, 1, generator=gen)
             e2, b2, ge2, gb2, ok = path.at(result.x)
             acc = torch.as_tensor(result.stats["acceptance_rate"] * x.shape[0], dtype=torch.float64, device=x.device)
+            self.last_accept_prob = acc / x.shape[0]
             return result.x, e2, b2, ge2, gb2, acc, ok
         with torch.no_grad():
             # log u < log α; a NaN ratio (inf − inf outside a bounded base) compares False: rejected
             accept = _log_uniform(x.shape[0], gen, x.device) < log_alpha
+            # mean over chains of min(1, α) (a NaN ratio counts as 0): what step-size tuning feeds on
+            self.last_accept_prob = torch.nan_to_num(log_alpha.clamp(max=0.0).exp(), nan=0.0).mean()
             x = torch.where(_bcast(accept, x), x_new, x)
             ge = torch.where(_bcast(accept, ge), ge2, ge)
             gb = torch.where(_bcast(accept, gb), gb2, gb)
@@ -411,28 +418,62 @@ def _check_int(name: str, value: object, minimum: int) -> int:
     return value
 
 
+def check_step_sizes(step_sizes: object, num_increments: int) -> list[float]:
+    """Validate a per-temperature step-size schedule: a 1-D tensor (or sequence) of ``T − 1`` positive finite steps,
+    one for each intermediate temperature ``β_1 … β_{T−1}`` in forward order."""
+    values = torch.as_tensor(step_sizes, dtype=torch.float64).detach().cpu() \
+        if isinstance(step_sizes, (Tensor, list, tuple)) else None
+    if values is None or values.dim() != 1:
+        raise ValueError("step_sizes must be a 1-D tensor of step sizes, one per intermediate temperature "
+                         f"(from tune_ais_step_sizes), got {type(step_sizes).__name__}")
+    if values.numel() != num_increments - 1:
+        raise ValueError(f"step_sizes has {values.numel()} entries but a schedule of {num_increments} increments "
+                         f"has {num_increments - 1} intermediate temperatures; tune it on the same num_steps")
+    if not bool((torch.isfinite(values) & (values > 0)).all()):
+        raise ValueError("step_sizes must all be positive and finite")
+    return values.tolist()
+
+
+def _aligned_steps(step_sizes: object, betas: list[float], direction: str) -> list[float] | None:
+    """The schedule aligned with ``betas`` as run (reversed for the reverse direction), NaN at both ends."""
+    if step_sizes is None:
+        return None
+    inner = check_step_sizes(step_sizes, len(betas) - 1)
+    aligned = [math.nan, *inner, math.nan]
+    return aligned if direction == "forward" else aligned[::-1]
+
+
 def _anneal_chunks(
     energy: EnergyFn, base: Distribution, starts, betas: list[float], sampler: MCMCSampler | None,
     steps_per_temperature: int, generator: torch.Generator | None, direction: str, gather: bool,
+    step_sizes: object = None,
 ) -> AISResult:
     if not callable(energy):
         raise TypeError(f"energy must be callable x -> (B,), got {type(energy).__name__}")
     sampler = MALA(0.01) if sampler is None else sampler
     if not isinstance(sampler, MCMCSampler):
         raise TypeError(f"sampler must be a lit_gen.mcmc.MCMCSampler (MALA, HMC), got {type(sampler).__name__}")
+    aligned = _aligned_steps(step_sizes, betas, direction)
+    if aligned is not None and not hasattr(sampler, "step_size"):
+        raise ValueError(f"step_sizes needs a sampler with a step_size (MALA, HMC), got {type(sampler).__name__}")
     annealer = _Annealer(_Path(energy, base), sampler, _check_int("steps_per_temperature",
-                                                                   steps_per_temperature, 1), generator)
+                                                                   steps_per_temperature, 1), generator, aligned)
     log_ws, samples = [], []
     moves = 0
+    initial_step = getattr(sampler, "step_size", None)
     # Like MCMCSampler.run: works under torch.no_grad() or inference mode (the starts are cloned into normal tensors).
-    with torch.inference_mode(False), torch.enable_grad():
-        accepted = torch.zeros((), dtype=torch.float64)
-        for x0 in starts:
-            log_w, x, acc, m = annealer.run(x0.detach().clone(), betas)
-            log_ws.append(log_w)
-            samples.append(x)
-            accepted += acc.cpu()
-            moves += m * x.shape[0]
+    try:
+        with torch.inference_mode(False), torch.enable_grad():
+            accepted = torch.zeros((), dtype=torch.float64)
+            for x0 in starts:
+                log_w, x, acc, m = annealer.run(x0.detach().clone(), betas)
+                log_ws.append(log_w)
+                samples.append(x)
+                accepted += acc.cpu()
+                moves += m * x.shape[0]
+    finally:
+        if aligned is not None:  # the schedule was set on the sampler move by move: leave it as it was given
+            sampler.step_size = initial_step
     log_w = torch.cat(log_ws)
     if gather:
         log_w = gather_log_weights(log_w)
@@ -460,6 +501,7 @@ def ais_log_partition(
     schedule: str | Tensor = "sigmoid",
     steps_per_temperature: int = 1,
     gather: bool = True,
+    step_sizes: Tensor | None = None,
 ) -> AISResult:
     """Forward AIS estimate of ``log Z = log ∫ exp(−E(x)) dx`` from ``base`` along the geometric path.
 
@@ -481,6 +523,10 @@ def ais_log_partition(
         steps_per_temperature: transitions at each intermediate β.
         gather: under an initialised ``torch.distributed`` process group, pool every rank's log weights
             (each rank runs its own chains; every rank must call).
+        step_sizes: one step size per intermediate temperature ``β_1 … β_{T−1}`` (forward order), e.g. from
+            ``lit_gen.mcmc.tune_ais_step_sizes``; overrides the sampler's ``step_size`` move by move (and restores
+            it afterwards). Tuned on separate pilot chains, the schedule does not depend on these chains, so the
+            estimate keeps its unbiasedness.
 
     Returns:
         ``AISResult``; ``samples`` are this rank's final states.
@@ -497,7 +543,8 @@ def ais_log_partition(
             done += n
             yield _sample_base(base, n, generator)
 
-    return _anneal_chunks(energy, base, starts(), betas, sampler, steps_per_temperature, generator, "forward", gather)
+    return _anneal_chunks(energy, base, starts(), betas, sampler, steps_per_temperature, generator, "forward", gather,
+                          step_sizes)
 
 
 def ais_log_partition_reverse(
@@ -511,12 +558,13 @@ def ais_log_partition_reverse(
     schedule: str | Tensor = "sigmoid",
     steps_per_temperature: int = 1,
     gather: bool = True,
+    step_sizes: Tensor | None = None,
 ) -> AISResult:
     """Reverse AIS from ``data`` (one chain per row) annealed from β = 1 to 0: ``log Ẑ = −log mean_i w_i``.
 
     With exact samples of ``exp(−E)/Z`` as starts ``E[w] = 1/Z``, so ``log Ẑ`` is a stochastic upper bound of
     ``log Z`` (Grosse et al. 2015; Burda et al. 2015); data stand in for those samples to the extent the model fits
-    them. Arguments as in ``ais_log_partition``; the schedule is run backwards.
+    them. Arguments as in ``ais_log_partition``; the schedule (and ``step_sizes``) is run backwards.
     """
     base = _check_base(base)
     if not isinstance(data, Tensor) or not data.is_floating_point() or data.dim() < 1:
@@ -530,7 +578,8 @@ def ais_log_partition_reverse(
     betas = _resolve_schedule(schedule, num_steps)[::-1]
     chunk = data.shape[0] if chunk_size is None else _check_int("chunk_size", chunk_size, 1)
     starts = (data[i : i + chunk].detach() for i in range(0, data.shape[0], chunk))
-    return _anneal_chunks(energy, base, starts, betas, sampler, steps_per_temperature, generator, "reverse", gather)
+    return _anneal_chunks(energy, base, starts, betas, sampler, steps_per_temperature, generator, "reverse", gather,
+                          step_sizes)
 
 
 def ais_bracket(
@@ -546,6 +595,7 @@ def ais_bracket(
     schedule: str | Tensor = "sigmoid",
     steps_per_temperature: int = 1,
     gather: bool = True,
+    step_sizes: Tensor | None = None,
 ) -> AISBracket:
     """Bracket of the mean NLL of ``data`` (nats per point): forward AIS below, reverse AIS above.
 
@@ -559,7 +609,8 @@ def ais_bracket(
     if n_rev > data.shape[0]:
         raise ValueError(f"num_reverse_chains={n_rev} exceeds the {data.shape[0]} data points")
     common = dict(num_steps=num_steps, sampler=sampler, chunk_size=chunk_size, generator=generator,
-                  schedule=schedule, steps_per_temperature=steps_per_temperature, gather=gather)
+                  schedule=schedule, steps_per_temperature=steps_per_temperature, gather=gather,
+                  step_sizes=step_sizes)
     forward = ais_log_partition(energy, base, num_chains=num_chains, **common)
     perm = torch.randperm(data.shape[0], generator=generator, device=generator.device if generator else "cpu")
     reverse = ais_log_partition_reverse(energy, base, data[perm[:n_rev].to(data.device)], **common)
