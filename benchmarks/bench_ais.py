@@ -18,8 +18,10 @@ number of chains, one MCMC transition per temperature, and the same kernel with 
   size ``ε`` with half momentum steps at both ends and the test ``min(1, exp(H − H'))``
   (``ebm.samplers.HMC(step_size=ε, leapfrog_steps=L)``, ``lit_gen.mcmc.HMC(step_size=ε, num_leapfrog=L)``).
 
-ebmkit's step-size adaptation between temperatures (on by default) is switched off (``adapt_step_size=False``):
-lit_gen's AIS has none, and with it the kernels would differ. One structural difference remains: with ``T``
+ebmkit's step-size adaptation between temperatures (on by default) is switched off (``adapt_step_size=False``),
+and lit_gen's per-temperature tuning is not used, so the kernels are the same; a second table gives each library its
+own step-size rule from a mis-set first step (lit_gen: ``tune_ais_step_sizes`` on pilot chains, frozen; ebmkit: its
+default rescaling of the real chains' step). One structural difference remains: with ``T``
 increments ebmkit runs ``T`` transitions (one more at β = 1, after the last weight update, which changes no weight)
 and lit_gen ``T − 1``. lit_gen keeps ``E``, ``b`` and their gradients at the current state across temperatures, ebmkit
 recomputes them (and evaluates ``E`` once more, without gradient, for each weight update); the ``E rows/step`` column
@@ -77,7 +79,7 @@ from torch import Tensor
 from torch.distributions import Distribution, Independent, Normal
 
 from lit_gen.diffusion.likelihood import dequantize
-from lit_gen.mcmc import HMC, MALA
+from lit_gen.mcmc import HMC, MALA, tune_ais_step_sizes
 from lit_gen.mcmc.ais import (
     ais_log_partition,
     ais_log_partition_reverse,
@@ -244,27 +246,37 @@ class Run:
     acceptance: float = math.nan
 
 
-def run_lit_gen(problem: Problem, betas: Tensor, chains: int, seed: int, starts: Tensor | None) -> Run:
-    """lit_gen's forward AIS (``starts is None``) or reverse AIS from ``starts``."""
+PILOT_CHAINS = 16
+
+
+def run_lit_gen(problem: Problem, betas: Tensor, chains: int, seed: int, starts: Tensor | None,
+                tune: bool = False) -> Run:
+    """lit_gen's forward AIS (``starts is None``) or reverse AIS from ``starts``; with ``tune``, its own step sizes:
+    ``tune_ais_step_sizes`` on 16 separate pilot chains (Robbins–Monro on log ε towards 57 % acceptance, one step
+    per temperature), frozen for the real chains, the pilot's evaluations and time counted in the run's."""
     k = problem.kernel
     sampler = MALA(k.step_size) if k.kind == "mala" else HMC(k.step_size, num_leapfrog=k.leapfrog)
     energy = CountingEnergy(problem.energy)
     gen = torch.Generator().manual_seed(seed)
     steps = betas.numel() - 1
     t0 = time.perf_counter()
+    step_sizes = tune_ais_step_sizes(energy, problem.base, steps, sampler=sampler, num_chains=PILOT_CHAINS,
+                                     schedule=betas, generator=gen).step_sizes if tune else None
     if starts is None:
         res = ais_log_partition(energy, problem.base, num_chains=chains, num_steps=steps, sampler=sampler,
-                                generator=gen, schedule=betas)
+                                generator=gen, schedule=betas, step_sizes=step_sizes)
     else:
         res = ais_log_partition_reverse(energy, problem.base, starts, num_steps=steps, sampler=sampler,
-                                        generator=gen, schedule=betas)
+                                        generator=gen, schedule=betas, step_sizes=step_sizes)
     seconds = time.perf_counter() - t0
     n = chains if starts is None else starts.shape[0]
     return Run(res.log_z, res.stderr, res.ess, seconds, energy.rows / (n * steps), res.acceptance_rate)
 
 
-def run_ebmkit(problem: Problem, betas: Tensor, chains: int, seed: int, starts: Tensor | None) -> Run:
-    """ebmkit's ``ais_log_z`` / ``reverse_ais_log_z`` with the same base, betas and kernel, no step adaptation."""
+def run_ebmkit(problem: Problem, betas: Tensor, chains: int, seed: int, starts: Tensor | None,
+               adapt: bool = False) -> Run:
+    """ebmkit's ``ais_log_z`` / ``reverse_ais_log_z`` with the same base, betas and kernel, no step adaptation
+    unless ``adapt``."""
     import ebm
     from ebm.samplers import HMC as EbmHMC
     from ebm.samplers import MALA as EbmMALA
@@ -276,7 +288,7 @@ def run_ebmkit(problem: Problem, betas: Tensor, chains: int, seed: int, starts: 
     steps = betas.numel() - 1
     torch.manual_seed(seed)  # ebmkit draws from the global RNG
     common = dict(base=problem.base, n_temps=steps, transitions=1, sampler=sampler, schedule=betas,
-                  adapt_step_size=False)
+                  adapt_step_size=adapt)
     t0 = time.perf_counter()
     if starts is None:
         res = ebm.ais_log_z(energy, problem.shape, n_chains=chains, **common)
@@ -287,8 +299,20 @@ def run_ebmkit(problem: Problem, betas: Tensor, chains: int, seed: int, starts: 
     return Run(res.log_z, res.stderr, res.ess, seconds, energy.rows / (n * steps))
 
 
+def run_lit_gen_tuned(problem: Problem, betas: Tensor, chains: int, seed: int, starts: Tensor | None) -> Run:
+    """lit_gen with its pilot-tuned step sizes (``run_lit_gen(..., tune=True)``)."""
+    return run_lit_gen(problem, betas, chains, seed, starts, tune=True)
+
+
+def run_ebmkit_adaptive(problem: Problem, betas: Tensor, chains: int, seed: int, starts: Tensor | None) -> Run:
+    """ebmkit with its default step-size adaptation: after every transition of the real chains the step is
+    multiplied by 1.1 when their acceptance is above 0.8 and by 0.9 when below 0.5."""
+    return run_ebmkit(problem, betas, chains, seed, starts, adapt=True)
+
+
 RUNNERS: dict[str, Callable[[Problem, Tensor, int, int, Tensor | None], Run]] = {
-    "lit_gen": run_lit_gen, "ebmkit": run_ebmkit}
+    "lit_gen": run_lit_gen, "ebmkit": run_ebmkit,
+    "lit_gen tuned": run_lit_gen_tuned, "ebmkit adaptive": run_ebmkit_adaptive}
 
 
 def available_contenders(notes: list[str]) -> list[str]:
@@ -469,6 +493,41 @@ def reading(rows: list[Row], convergence: list[Row]) -> list[str]:
     return out
 
 
+def adaptation_problems() -> list[Problem]:
+    """gauss-10d and gauss-64d of the matched table with a first MALA step 50× too small and 10× too large."""
+    return [gaussian_problem(f"gauss-{d}d", d, rng, base, Kernel("mala", eta), seed=d)
+            for d, rng, base in ((10, (0.3, 2.0), 3.0), (64, (0.5, 1.5), 2.0)) for eta in (0.002, 1.0)]
+
+
+def adaptation_table(rows: list[Row]) -> list[str]:
+    """Error of forward and reverse estimates with each library's own step-size rule, from a mis-set step."""
+    lines = ["| energy | first step | T | library | forward error | stderr | error/stderr | ESS | accept "
+             "| reverse error | bracket width | forward s |",
+             "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for row in rows:
+        rev_err = row.reverse_estimate - row.log_z if row.log_z is not None else math.nan
+        lines.append(f"| {row.problem} | {row.kernel} | {row.num_steps} | {row.library} | {_f(row.error)} "
+                     f"| {_f(row.stderr)} | {_f(row.z, 2)} | {_f(row.median('ess'), 1)} "
+                     f"| {_f(row.median('acceptance'), 2)} | {_f(rev_err)} "
+                     f"| {_f(row.reverse_estimate - row.estimate)} | {_f(row.median('seconds'), 2)} |")
+    return lines
+
+
+def adaptation_reading(rows: list[Row]) -> list[str]:
+    """One line per energy and first step: each library's forward error and bracket width (reverse − forward)."""
+    out: list[str] = []
+    groups: dict[tuple[str, str], list[Row]] = {}
+    for row in rows:
+        groups.setdefault((row.problem, row.kernel), []).append(row)
+    for (name, kernel), group in groups.items():
+        parts = [f"{r.library} error {_f(r.error, 2)}, width {_f(r.reverse_estimate - r.estimate, 2)} "
+                 f"(accept {_f(r.median('acceptance'), 2)})" for r in group]
+        best = min(group, key=lambda r: abs(r.reverse_estimate - r.estimate)
+                   if r.reverse else math.inf)
+        out.append(f"- **{name}**, first step {kernel}: " + "; ".join(parts) + f"; narrowest bracket: {best.library}.")
+    return out
+
+
 # ----------------------------------------------------------------------------------------------- main
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -514,6 +573,12 @@ def main(argv: list[str] | None = None) -> None:
         convergence += compare(gauss64, libraries, t, chains, repeats, seed=100)
         print("\n".join(convergence_table(convergence[-len(libraries):])[2:]), flush=True)
 
+    adaptive_libs = ["lit_gen", "lit_gen tuned"] + (["ebmkit adaptive"] if "ebmkit" in libraries else [])
+    adaptation: list[Row] = []
+    for problem in adaptation_problems():
+        adaptation += compare(problem, adaptive_libs, steps, chains, repeats, seed=300)
+        print("\n".join(adaptation_table(adaptation[-len(adaptive_libs):])[2:]), flush=True)
+
     digits_notes: list[str] = []
     train_s = math.nan
     if not args.no_digits:
@@ -538,7 +603,8 @@ def main(argv: list[str] | None = None) -> None:
         "Same energy, base distribution object, inverse temperatures (sigmoidal schedule, δ = 4, handed to ebmkit as "
         "a tensor), chains, one transition per temperature and the same kernel in both libraries: MALA with "
         "proposal `x − η∇E_β + √(2η) ξ` (ebmkit's and lit_gen's `step_size` are both this η), or HMC with identity "
-        "mass, ε and L leapfrog steps; ebmkit's step-size adaptation off (lit_gen has none). Reverse chains start at "
+        "mass, ε and L leapfrog steps; ebmkit's step-size adaptation off (lit_gen's tuning off; both are compared "
+        "below). Reverse chains start at "
         "exact samples (analytic energies) or dequantised test images (digits), the same tensor for both libraries. "
         f"Analytic energies: T = {steps}, {chains} chains, {repeats} repeats; digits EBM: {train_steps} training "
         f"steps of `configs/ebm/digits.yaml` ({_f(train_s, 0)} s), T = {digits_steps}, {digits_chains} chains, "
@@ -549,8 +615,16 @@ def main(argv: list[str] | None = None) -> None:
         *table(rows), "",
         f"Convergence on gauss-64d ({chains} chains, {repeats} repeats, same kernel):", "",
         *convergence_table(convergence), "",
+        f"Each library's own step-size rule, from a first MALA step 50× too small (0.002) or 10× too large (1.0), "
+        f"T = {steps}, {chains} chains, {repeats} repeats, the same schedule: *lit_gen* keeps the first step; "
+        f"*lit_gen tuned* runs `tune_ais_step_sizes` on {PILOT_CHAINS} separate pilot chains (Robbins–Monro on "
+        "log ε towards 57 % acceptance, Andrieu & Thoms 2008) and freezes the schedule for the real chains, which "
+        "keeps E[w] = Z exact; *ebmkit adaptive* is its default, which rescales the step of the real chains after "
+        "every transition (× 1.1 above 80 % acceptance, × 0.9 below 50 %), so their weights follow a kernel chosen "
+        "from their own past. Times include the pilot.", "",
+        *adaptation_table(adaptation), "",
         "Reading (computed from the tables):", "",
-        *reading(rows, convergence), "",
+        *reading(rows, convergence), *adaptation_reading(adaptation), "",
     ]
     if digits_notes:
         lines += [

@@ -34,6 +34,7 @@ anneals down the ladder, sampling ``x_t ∼ p_θ(x_t | x_{t+1})`` at each level.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -62,6 +63,15 @@ class DCDModule(EnergyModule):
         noise: the kernel's s (first level of the ladder).
         num_levels: 1 for the plain EBM, L > 1 for the time-dependent variant over L levels.
         max_noise: the last level's marginal noise (VE: σ_L; VP: sqrt(β_L)); used when ``num_levels > 1``.
+        level_scaling: measure the ladder's energies in units of their recovery posterior's precision,
+            ``E(x, t) = net(x, t) / ρ_t²``, ``ρ_t = s/a`` of the kernel from level t to t + 1: the posterior is
+            then ``(net(x', t) + ‖x' − x̃/a‖²/2) / ρ_t²``, a posterior step ``η_t = c ρ_t²`` moves a chain by
+            ``c ∇net`` on every level, and a network of O(1) outputs has the curvature ``1/ρ_t²`` that
+            pulls its chains off the noise. Without it one network must output energies whose gradients
+            differ by ``(ρ_{L−1}/ρ_0)²`` (95 on the MNIST ladder) between levels, and reach ``1/ρ_0²`` (99
+            there) through its weights. Gao et al. (2021) divide their network by each level's Langevin step
+            for the same reason (docs/algorithms.md#noise-ladder). Energies grow by ``1/ρ_t²``: raise
+            ``energy_bound`` with it.
         sampler: recovery-posterior sampler (default: exact Langevin). A :class:`~lit_gen.mcmc.ReplicaExchange`
             tempers the whole posterior ``exp(−U/T_k)`` over its ladder (non-persistent: every batch has new
             posteriors); training then logs ``train/mcmc_swap_rate``
@@ -103,6 +113,7 @@ class DCDModule(EnergyModule):
         noise: float = 0.3,
         num_levels: int = 1,
         max_noise: float | None = None,
+        level_scaling: bool = False,
         sampler: MCMCSampler | None = None,
         mcmc_steps: int = 5,
         step_scale: float | None = 0.1,
@@ -155,6 +166,11 @@ class DCDModule(EnergyModule):
         self.num_levels = int(num_levels)
         self.kernels = kernel_ladder(kernel, self.num_levels, noise, noise if max_noise is None else max_noise)
         self.marginal_mean, self.marginal_std = ladder_marginals(self.kernels)
+        self.level_scaling = bool(level_scaling)
+        widths = torch.tensor([k.posterior_scale for k in self.kernels], dtype=torch.float32)
+        # w_t = 1/ρ_t²: the network's energy in the units of the kernel's own term ‖x̃/a − x‖²/(2ρ_t²)
+        self.register_buffer("level_weight", widths ** -2 if self.level_scaling else torch.ones_like(widths),
+                             persistent=False)
         self.sampler = sampler if sampler is not None else Langevin(step_size=0.01)
         self.sample_sampler = sample_sampler if sample_sampler is not None else self.sampler
         self.step_scale = step_scale
@@ -179,7 +195,10 @@ class DCDModule(EnergyModule):
             return self.energy_net(x, **extra)
         if not isinstance(t, Tensor):
             t = torch.full((x.shape[0],), float(t), device=x.device, dtype=x.dtype)
-        return self.energy_net(x, t, **extra)
+        out = self.energy_net(x, t, **extra)
+        if self.level_scaling:
+            out = out * self.level_weight.to(out.dtype)[t.round().long().clamp(0, self.num_levels - 1)]
+        return out
 
     # ---------------------------------------------------------------- training
     def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
@@ -208,12 +227,18 @@ class DCDModule(EnergyModule):
         loss, parts = dcd_loss(e_pos, e_neg, self.alpha)
         self.guard(loss, None)
         if self.logs_this_step():
+            # ‖x' − x̃/a‖ in units of the flat-prior posterior's radius (s/a)·√D: K exact Langevin steps of step
+            # c (s/a)² under a flat energy reach sqrt(2/(2 − c) (1 − (1 − c)^(2K))); far above it, the energy moves them
+            shift = (result.x - x_tilde / kernel.a).flatten(1).norm(dim=1)
+            shift_dim = result.x[0].numel()
             self.log_dict(
                 {
                     "train/energy_pos": e_pos.mean().detach(),
                     "train/energy_neg": e_neg.mean().detach(),
                     "train/dcd": parts["dcd"],
-                    "train/recovery_shift": (result.x - x_tilde / kernel.a).flatten(1).norm(dim=1).mean(),
+                    "train/recovery_shift": shift.mean(),
+                    "train/recovery_spread": shift.mean() / (kernel.posterior_scale * math.sqrt(shift_dim)),
+                    "train/level": float(level),
                     "train/mcmc_acceptance": float(result.stats.get("acceptance_rate", 1.0)),
                     **({"train/mcmc_swap_rate": float(result.stats["swap_rate"])}
                        if isinstance(sampler, ReplicaExchange) and "swap_rate" in result.stats else {}),

@@ -71,3 +71,21 @@ def test_ebmkit_row(bench: ModuleType) -> None:
     assert peer.median("rows_per_step") == pytest.approx(3.0, abs=0.05)  # two gradients and one weight update
     assert len(bench.table(rows)) == 4
     assert any("ebmkit/lit_gen forward time" in line for line in bench.reading(rows, []))
+
+
+def test_tuned_steps_rescue_a_mis_set_first_step(bench: ModuleType) -> None:
+    """From a MALA step 50× too small, the fixed-step anneal in 10-D barely moves and its bracket stays wide;
+    lit_gen's pilot-tuned schedule accepts near its 57 % target and narrows the bracket, and the table and the
+    reading name both rows."""
+    problem = next(p for p in bench.adaptation_problems() if p.name == "gauss-10d" and p.kernel.step_size < 0.01)
+    rows = bench.compare(problem, ["lit_gen", "lit_gen tuned"], num_steps=200, num_chains=64, repeats=1, seed=0)
+    fixed, tuned = rows
+    assert fixed.median("acceptance") > 0.95 and 0.4 < tuned.median("acceptance") < 0.75
+    width = {r.library: r.reverse_estimate - r.estimate for r in rows}
+    assert width["lit_gen tuned"] < 0.5 * width["lit_gen"]
+    assert abs(tuned.error) < abs(fixed.error)
+    assert tuned.median("rows_per_step") > 1.0  # the pilot's evaluations are counted
+    lines = bench.adaptation_table(rows)
+    assert len(lines) == 4 and "| lit_gen tuned |" in lines[3]
+    (line,) = bench.adaptation_reading(rows)
+    assert line.startswith("- **gauss-10d**, first step MALA η=0.002:") and line.endswith("lit_gen tuned.")

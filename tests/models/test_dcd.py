@@ -240,3 +240,60 @@ def test_divergence_guard_names_the_problem() -> None:
         module.energy_net.net[-1].bias.fill_(50.0)
     with pytest.raises(FloatingPointError, match="energy_bound"):
         module.training_step(torch.randn(16, 2), 0)
+
+
+class FlatLadderEnergy(nn.Module):
+    """``E(x, t) = 0``: the recovery posterior is the kernel's own Gaussian ``N(x̃/a, (s/a)² I)``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        return self.w * x.flatten(1).sum(1)
+
+
+@pytest.mark.parametrize("steps,scale", [(5, 0.05), (5, 0.5)])
+def test_recovery_spread_is_in_units_of_the_posterior_radius(steps: int, scale: float) -> None:
+    """Under a flat energy, K Langevin steps of step c (s/a)² from x̃/a spread the chains to the variance
+    (s/a)² · 2/(2 − c) · (1 − (1 − c)^(2K)) per coordinate (the discretised Ornstein–Uhlenbeck recursion), whatever
+    the level, so the logged ``train/recovery_spread`` is sqrt of that factor; ``train/level`` names the level."""
+    torch.manual_seed(0)
+    module = DCDModule(FlatLadderEnergy(), kernel="vp", noise=0.1, num_levels=4, max_noise=0.7,
+                       mcmc_steps=steps, step_scale=scale, eval_metrics=False, data_shape=(400,))
+    logged: dict[str, float] = {}
+    module.log_dict = lambda values, **kw: logged.update({k: float(v) for k, v in values.items()})  # type: ignore[method-assign]
+    module.log = lambda name, value, **kw: None  # type: ignore[method-assign]
+    expected = math.sqrt(2.0 / (2.0 - scale) * (1.0 - (1.0 - scale) ** (2 * steps)))
+    levels = set()
+    for _ in range(12):
+        module.training_step(torch.rand(256, 400) * 2 - 1, 0)
+        levels.add(int(logged["train/level"]))
+        # norm of a 400-d Gaussian: relative spread about 1/sqrt(2·400) per chain, /sqrt(256) on the batch mean
+        assert logged["train/recovery_spread"] == pytest.approx(expected, rel=0.01)
+    assert len(levels) > 1  # the factor is the same on every level while the raw shift is not
+
+
+def test_level_scaling_weights_each_level_by_its_posterior_precision() -> None:
+    """E(x, t) = net(x, t) / ρ_t² with ρ_t = s/a of level t's kernel, so the Langevin drift η_t ∇E(·, t) = c ∇net
+    is the same on every level; without it, the drift of the same network grows as ρ_t²."""
+    torch.manual_seed(0)
+    kw = dict(kernel="vp", noise=0.1, num_levels=6, max_noise=0.7, step_scale=0.05, eval_metrics=False)
+    scaled = DCDModule(partial(TimeEnergyMLP, hidden=16, depth=1), level_scaling=True, **kw)
+    plain = DCDModule(partial(TimeEnergyMLP, hidden=16, depth=1), **kw)
+    plain.load_state_dict(scaled.state_dict())  # the weights are a non-persistent buffer: same checkpoints
+    x = torch.randn(8, 2, requires_grad=True)
+    rho = torch.tensor([k.posterior_scale for k in scaled.kernels])
+    assert (rho[-1] / rho[0]) ** 2 == pytest.approx(95.1, abs=0.1)
+    for t in range(6):
+        net = plain.energy(x, t)
+        assert torch.allclose(scaled.energy(x, t), net / rho[t] ** 2, rtol=1e-5)
+        step = scaled.level_samplers[t].step_size
+        assert step == pytest.approx(0.05 * float(rho[t]) ** 2, rel=1e-5)
+        (g_scaled,) = torch.autograd.grad(scaled.energy(x, t).sum(), x)
+        (g_net,) = torch.autograd.grad(net.sum(), x)
+        assert torch.allclose(step * g_scaled, 0.05 * g_net, rtol=1e-4, atol=1e-8)
+    # a (B,) float level tensor picks each row's weight
+    t_rows = torch.tensor([0.0, 5.0] * 4)
+    expected = plain.energy_net(x, t_rows) / rho[t_rows.long()] ** 2
+    assert torch.allclose(scaled.energy(x, t_rows), expected, rtol=1e-5)
