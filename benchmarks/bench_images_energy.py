@@ -39,9 +39,11 @@ Measures, all on the same ``--n-test`` seeded MNIST test images:
   the OOD set as more typical. Computed by :func:`lit_gen.metrics.ood_auroc` (on the scores' ranks, so
   energies in the hundreds keep their order).
 - Denoising PSNR at σ ∈ {0.1, 0.2, 0.3}: y = x + σ n with the noise seeded per batch and σ
-  (:class:`lit_gen.evaluation.DenoisingPSNR`, so both energies see the same noisy images), denoised by the DCD
-  config's denoiser for both energies (MAP: 10 gradient steps of size 0.8 σ² on E(x) + ‖x − y‖²/(2σ²) from y,
-  clamped to [-1, 1]; :func:`lit_gen.denoise.denoise`), PSNR = 10 log₁₀(4 / MSE) over all pixels of the test
+  (:class:`lit_gen.evaluation.DenoisingPSNR`, so both energies see the same noisy images), each energy through
+  its own denoiser, clamped to [-1, 1]: the EBM's by MAP (10 gradient steps of size 0.8 σ² on
+  E(x) + ‖x − y‖²/(2σ²) from y; :func:`lit_gen.denoise.denoise`), DCD's by the config's ``denoise_method``
+  (:meth:`lit_gen.models.DCDModule.denoise_images`; shipped: Tweedie's formula on the ladder level whose noise
+  matches σ, x̂ = y − σ² ∇E(m_t y, t)), PSNR = 10 log₁₀(4 / MSE) over all pixels of the test
   images (data range 2 on [-1, 1] images), on the first 256 test images (the DCD config's ``denoise_num_images``).
   Beside them the noisy input itself, the noisy input clamped to [-1, 1] (the clamp every denoiser here ends with,
   which alone removes much of the noise on MNIST's flat −1 background) and a no-prior baseline: the best
@@ -94,8 +96,11 @@ from lit_gen.metrics import (  # noqa: E402
     mnist_sample_report,
     ood_auroc,
 )
+from lit_gen.models import DCDModule  # noqa: E402
 
 CONFIGS = {"EBMModule": "configs/ebm/mnist.yaml", "DCDModule": "configs/dcd/mnist.yaml"}
+#: the EBM's denoiser (it has no noise levels): MAP, gradient descent on E(x) + ‖x − y‖²/(2σ²) from y
+EBM_DENOISER = dict(method="map", steps=10, step_scale=0.8)
 SIGMAS = (0.1, 0.2, 0.3)
 OOD_SETS = ("uniform", "gaussian", "vflip", "digits")
 OOD_NAMES = {"uniform": "uniform noise", "gaussian": "Gaussian noise", "vflip": "flipped digits",
@@ -212,7 +217,8 @@ def batches(x: Tensor, size: int) -> list[Tensor]:
 def denoising_table(modules: dict[str, Any], test: Tensor, train: Tensor, settings: dict[str, Any],
                     batch: int = 64) -> dict[str, dict[float, float]]:
     """PSNR (dB) at each σ of the noisy input, the shrinkage baseline and each module's energy as the prior, on the
-    same noisy ``test`` images (``DenoisingPSNR`` for the energies; the noise reproduced for the other rows)."""
+    same noisy ``test`` images (``DenoisingPSNR`` for the energies; the noise reproduced for the other rows).
+    ``settings``: the MAP denoiser of energies without their own (a ``DCDModule`` uses ``denoise_images``)."""
     mean = train.mean(0)
     total_var = float(train.var(0).sum())
     out: dict[str, dict[float, float]] = {"noisy input": {}, "noisy input clamped": {}, "shrinkage baseline": {}}
@@ -223,7 +229,8 @@ def denoising_table(modules: dict[str, Any], test: Tensor, train: Tensor, settin
         out["noisy input clamped"][sigma] = psnr(torch.cat(ys).clamp(-1.0, 1.0), test)
         out["shrinkage baseline"][sigma] = psnr(torch.cat([shrinkage(y, mean, total_var, sigma) for y in ys]), test)
     for name, module in modules.items():
-        evaluator = DenoisingPSNR(SIGMAS, len(test), settings["method"], settings["steps"], settings["step_scale"])
+        evaluator = DenoisingPSNR(SIGMAS, len(test), settings["method"], settings["steps"], settings["step_scale"],
+                                  denoiser=module.denoise_images if isinstance(module, DCDModule) else None)
         module.eval()
         evaluator.start(module, "test")
         for i, x in enumerate(chunks):
@@ -333,8 +340,7 @@ def run(settings: Settings, classifier: Any = None, log: Callable[[str], None] =
             + ", ".join(f"{k} {v:.3f}" for k, v in ood.items()))
 
     dcd_cfg = configs["DCDModule"]["model"]["init_args"]
-    den = dict(method=dcd_cfg.get("denoise_method", "map"), steps=int(dcd_cfg["denoise_steps"]),
-               step_scale=float(dcd_cfg["denoise_step_scale"]))
+    den = dict(EBM_DENOISER, dcd_method=modules["DCDModule"].denoise_method)
     n_denoise = min(len(test), int(dcd_cfg.get("denoise_num_images", len(test))))  # the config's count: 256
     start = time.perf_counter()
     psnrs = denoising_table(modules, test[:n_denoise], train, den)
@@ -348,9 +354,12 @@ def run(settings: Settings, classifier: Any = None, log: Callable[[str], None] =
     grids.append((f"noisy test images, σ = {sigma}", y0))
     grids.append(("shrinkage baseline", shrinkage(y0, train.mean(0), float(train.var(0).sum()), sigma)))
     for name, module in modules.items():
-        grids.append((f"{name} denoised (MAP)", denoise(module.energy, y0, sigma, method=den["method"],
-                                                         steps=den["steps"], step_scale=den["step_scale"],
-                                                         clamp=(-1.0, 1.0))))
+        if isinstance(module, DCDModule):
+            grids.append((f"{name} denoised ({module.denoise_method})", module.denoise_images(y0, sigma).clamp(-1, 1)))
+        else:
+            grids.append((f"{name} denoised (MAP)", denoise(module.energy, y0, sigma, method=den["method"],
+                                                             steps=den["steps"], step_scale=den["step_scale"],
+                                                             clamp=(-1.0, 1.0))))
     return dict(settings=settings, floor=floor, n_test=len(test), n_denoise=n_denoise, train=train_info,
                 results=results, psnr=psnrs, denoiser=den, grids=grids, wall_s=time.perf_counter() - started)
 
@@ -434,9 +443,12 @@ def write(out: dict[str, Any], path: Path, command: str) -> str:
         "resized bilinearly to 28×28. 0.5 is chance.",
         "",
         f"Denoising PSNR (dB, 10 log₁₀(4/MSE) on [-1, 1]) of the first {out['n_denoise']} of these test images (the "
-        "DCD config's `denoise_num_images`), same seeded noise for every row; the energies through the DCD "
-        f"config's denoiser ({den['method'].upper()}: {den['steps']} "
-        f"gradient steps of {den['step_scale']:g} σ² on E(x) + ‖x − y‖²/(2σ²) from y, clamped to [-1, 1]); "
+        "DCD config's `denoise_num_images`), same seeded noise for every row, every denoised image clamped to "
+        f"[-1, 1]; EBMModule by {den['method'].upper()} ({den['steps']} gradient steps of {den['step_scale']:g} σ² "
+        "on E(x) + ‖x − y‖²/(2σ²) from y), DCDModule by its config's `denoise_method` "
+        f"({den['dcd_method']}" + (": one step x̂ = y − σ² ∇E(m_t y, t) on the ladder level t whose noise σ_t/m_t "
+                                  "is nearest σ, Tweedie's formula)" if den["dcd_method"] == "tweedie" else ")")
+        + "; "
         "*shrinkage baseline* (no prior): x̂ = m + λ (y − m), m the training mean image, "
         "λ = tr Σ / (tr Σ + 784 σ²) from the training covariance, clamped; *clamped*: the noisy input clamped to "
         "[-1, 1], the clamp every other column includes (on MNIST's flat −1 background it alone removes much of "

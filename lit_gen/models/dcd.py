@@ -42,6 +42,7 @@ import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor
 
+from lit_gen.denoise import denoise
 from lit_gen.diffusion.guidance import drop_labels
 from lit_gen.diffusion.kernels import kernel_ladder, ladder_marginals, recovery_energy
 from lit_gen.evaluation import DenoisingPSNR, Evaluator
@@ -94,7 +95,14 @@ class DCDModule(EnergyModule):
             (:class:`lit_gen.evaluation.AISLikelihood`; ``ais_steps = 0`` turns it off).
         grid_limit: half-width of the [−L, L]² grid of the 2D grid NLL in the test report.
         denoise_sigmas: noise levels of the test-time denoising evaluation on image data (PSNR).
-        denoise_method, denoise_steps, denoise_step_scale: arguments of :func:`lit_gen.denoise.denoise`.
+        final_denoise: on a ladder, end generation with the posterior mean ``E[x_0 | x_1]`` by Tweedie's formula on
+            the level-1 energy, ``x_0 = (x_1 − σ_1² ∇E(x_1, 1)) / m_1``, instead of a draw from the level-0 posterior,
+            whose noise of width ``ρ_0`` stays in the samples unless the level-0 energy is sharp (the last
+            denoising step of Song & Ermon 2020; docs/algorithms.md#noise-ladder).
+        denoise_method, denoise_steps, denoise_step_scale: how :meth:`denoise_images` denoises: ``map``, ``sample``
+            or ``mean`` on the level-0 energy (:func:`lit_gen.denoise.denoise`; with level scaling the step is
+            ``c / (1/σ² + 1/ρ_0²)``, the curvature of the two terms), or ``tweedie`` on a ladder: one gradient of
+            the level whose noise matches σ.
         denoise_num_images: test images denoised per σ (the first ones of the test split).
     """
 
@@ -131,7 +139,8 @@ class DCDModule(EnergyModule):
         ais_steps: int = 200,
         ais_step_size: float = 0.05,
         denoise_sigmas: Sequence[float] = (0.1, 0.2, 0.3),
-        denoise_method: Literal["map", "sample", "mean"] = "map",
+        final_denoise: bool = False,
+        denoise_method: Literal["map", "sample", "mean", "tweedie"] = "map",
         denoise_steps: int = 100,
         denoise_step_scale: float = 0.1,
         denoise_num_images: int = 512,
@@ -160,6 +169,11 @@ class DCDModule(EnergyModule):
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         if num_levels > 1 and max_noise is None:
             raise ValueError("a noise ladder (num_levels > 1) needs max_noise, the last level's noise")
+        if denoise_method not in ("map", "sample", "mean", "tweedie"):
+            raise ValueError(f"denoise_method must be 'map', 'sample', 'mean' or 'tweedie', got {denoise_method!r}")
+        if (denoise_method == "tweedie" or final_denoise) and num_levels < 2:
+            raise ValueError("denoise_method='tweedie' and final_denoise need the energies of noisy levels: set "
+                             "num_levels > 1 (a noise ladder), or use denoise_method='map'")
         if any(not (isinstance(s, (int, float)) and s > 0) for s in denoise_sigmas):
             raise ValueError(f"denoise_sigmas must be positive noise stds, got {list(denoise_sigmas)}")
         self.kernel_kind = kernel
@@ -181,6 +195,7 @@ class DCDModule(EnergyModule):
         self.alpha = float(alpha)
         self.sample_steps = int(sample_steps)
         self.denoise_sigmas = tuple(float(s) for s in denoise_sigmas) if self.is_image else ()
+        self.final_denoise = bool(final_denoise)
         self.denoise_method = denoise_method
         self.denoise_steps = int(denoise_steps)
         self.denoise_step_scale = float(denoise_step_scale)
@@ -319,18 +334,60 @@ class DCDModule(EnergyModule):
         else:
             x = init.to(self.device)
         for level in reversed(range(top)):
+            if level == 0 and self.final_denoise:
+                return self._tweedie(x, 1, self._guided(1, labels, w))
             kernel = self.kernels[level]
             sampler = self.level_sample_samplers[level]
             posterior = self._posterior(sampler, lambda lab, lv=level: self._guided(lv, lab, w), labels, x, kernel)
             x = sampler.run(posterior, kernel.posterior_init(x), steps, generator=generator).x
         return x
 
+    def _tweedie(self, x_t: Tensor, level: int, energy: Any) -> Tensor:
+        """``E[x_0 | x_t] = (x_t − σ_t² ∇E(x_t, t)) / m_t`` (Tweedie's formula for ``x_t = m_t x_0 + σ_t ε``)."""
+        with torch.inference_mode(False), torch.enable_grad():
+            z = x_t.detach().clone().requires_grad_(True)
+            (grad,) = torch.autograd.grad(energy(z).sum(), z)
+        out = (z.detach() - self.marginal_std[level] ** 2 * grad) / self.marginal_mean[level]
+        if not torch.isfinite(out).all():
+            raise FloatingPointError(f"final_denoise: the level-{level} energy's gradient is not finite at the "
+                                     "samples; check the energy for overflow or turn final_denoise off")
+        return out.detach()
+
+    # -------------------------------------------------------------- denoising
+    def denoise_level(self, sigma: float) -> int:
+        """The ladder level ``t ≥ 1`` whose noise ``σ_t / m_t`` (in the units of the clean data) is nearest σ in
+        log scale: the energy the ``tweedie`` denoiser uses for ``y = x + σ n``."""
+        if self.num_levels < 2:
+            raise ValueError("denoise_level needs a noise ladder (num_levels > 1)")
+        noise = [float(s) / float(m) for s, m in zip(self.marginal_std, self.marginal_mean, strict=True)]
+        levels = range(1, self.num_levels)
+        return min(levels, key=lambda t: abs(math.log(noise[t]) - math.log(float(sigma))))
+
+    def denoise_images(self, y: Tensor, sigma: float, generator: torch.Generator | None = None) -> Tensor:
+        """Denoise ``y = x + σ n`` with the learned energy, by ``denoise_method`` (the test report's denoiser).
+
+        ``tweedie``: with t = :meth:`denoise_level` (σ), the noisy images scaled onto level t, ``x_t = m_t y``
+        (noise ``m_t σ ≈ σ_t``), give ``x̂ = y − σ² ∇_y E(m_t y, t)``, the posterior mean by Tweedie's formula
+        when σ = σ_t/m_t and the energy is right. ``map``/``sample``/``mean``: the level-0 energy as the prior
+        (:func:`lit_gen.denoise.denoise`), the step ``denoise_step_scale · σ² / (1 + σ²/ρ_0²)`` under level
+        scaling (the level-0 energy carries the factor ``1/ρ_0²``), ``denoise_step_scale · σ²`` otherwise."""
+        if self.denoise_method == "tweedie":
+            level = self.denoise_level(sigma)
+            scale = self.marginal_mean[level]
+            return denoise(lambda z: self.energy(scale * z, level), y, sigma, method="tweedie")
+        step_scale = self.denoise_step_scale
+        if self.level_scaling:
+            step_scale = step_scale / (1.0 + float(sigma) ** 2 * float(self.level_weight[0]))
+        return denoise(self.energy, y, sigma, method=self.denoise_method, steps=self.denoise_steps,
+                       step_scale=step_scale, generator=generator)
+
     # -------------------------------------------------------------- evaluation
     def energy_evaluators(self) -> list[Evaluator]:
-        """For images, the denoising PSNR at each of ``denoise_sigmas`` (the energy as a denoising prior), then
-        the energy report of :class:`~lit_gen.models.EnergyModule`."""
+        """For images, the denoising PSNR at each of ``denoise_sigmas`` (the energy as a denoising prior, through
+        :meth:`denoise_images`), then the energy report of :class:`~lit_gen.models.EnergyModule`."""
         evaluators: list[Evaluator] = []
         if self.denoise_sigmas:
             evaluators.append(DenoisingPSNR(self.denoise_sigmas, self.denoise_num_images, self.denoise_method,
-                                            self.denoise_steps, self.denoise_step_scale))
+                                            self.denoise_steps, self.denoise_step_scale,
+                                            denoiser=self.denoise_images))
         return evaluators + super().energy_evaluators()

@@ -297,3 +297,91 @@ def test_level_scaling_weights_each_level_by_its_posterior_precision() -> None:
     t_rows = torch.tensor([0.0, 5.0] * 4)
     expected = plain.energy_net(x, t_rows) / rho[t_rows.long()] ** 2
     assert torch.allclose(scaled.energy(x, t_rows), expected, rtol=1e-5)
+
+
+def _gaussian_ladder_module(v0: float, mu: float, **kw) -> DCDModule:
+    """A ladder whose energies are the exact marginals of Gaussian data N(μ, v0 I) in 2-D."""
+    args = dict(kernel="vp", noise=0.1, num_levels=6, max_noise=0.7, init_low=-3.0, init_high=3.0,
+                eval_metrics=False)
+    args.update(kw)
+    module = DCDModule(partial(TimeEnergyMLP, hidden=8, depth=1), **args)
+    means, stds = module.marginal_mean, module.marginal_std
+    levels = module.num_levels
+    module.energy_net = GaussianLadderEnergy(mu, [means[t] ** 2 * v0 + stds[t] ** 2 for t in range(levels)],
+                                             means[:levels])
+    module.data_mean.fill_(mu)
+    module.data_std.fill_(math.sqrt(v0))
+    return module
+
+
+def test_tweedie_denoiser_is_the_exact_posterior_mean_on_a_gaussian_ladder() -> None:
+    """With the exact level energies, y − σ² ∇_y E(m_t y, t) = μ + v0/(v0 + σ²)(y − μ) at σ = σ_t/m_t (Tweedie);
+    the level is the one whose noise is nearest σ."""
+    v0, mu = 0.5, 0.3
+    module = _gaussian_ladder_module(v0, mu, denoise_method="tweedie")
+    y = torch.randn(64, 2, generator=torch.Generator().manual_seed(0))
+    noise = [float(s) / float(m) for s, m in zip(module.marginal_std, module.marginal_mean, strict=True)]
+    for t in range(1, 6):
+        assert module.denoise_level(noise[t]) == t
+        assert module.denoise_level(noise[t] * 1.05) == t
+        sigma = noise[t]
+        expected = mu + v0 / (v0 + sigma**2) * (y - mu)
+        assert torch.allclose(module.denoise_images(y, sigma), expected, atol=1e-5)
+    assert module.denoise_level(10.0) == 5 and module.denoise_level(1e-3) == 1
+    # the plain function on the noisy marginal's energy: the same formula
+    sigma = 0.3
+    x_hat = denoise(lambda z: 0.5 * (z - mu).pow(2).sum(1) / (v0 + sigma**2), y, sigma, method="tweedie")
+    assert torch.allclose(x_hat, mu + v0 / (v0 + sigma**2) * (y - mu), atol=1e-6)
+    with pytest.raises(ValueError, match="num_levels > 1"):
+        DCDModule(partial(EnergyMLP, hidden=8, depth=1), denoise_method="tweedie")
+    with pytest.raises(ValueError, match="denoise_method"):
+        DCDModule(partial(EnergyMLP, hidden=8, depth=1), denoise_method="median")  # type: ignore[arg-type]
+
+
+def test_map_denoising_step_follows_the_level_scaled_curvature() -> None:
+    """Under level scaling the level-0 energy is net/ρ_0²: the MAP step c σ²/(1 + σ²/ρ_0²) keeps gradient descent on
+    net/ρ_0² + ‖x − y‖²/(2σ²) stable and reaches the posterior mode; the unscaled step c σ² diverges (c·P·σ² ≈ 8)."""
+    v0, mu, sigma = 1.0, 0.0, 0.3
+    module = _gaussian_ladder_module(v0, mu, level_scaling=True, denoise_method="map", denoise_steps=60,
+                                     denoise_step_scale=0.8)
+    rho0 = module.kernels[0].posterior_scale
+    prior_precision = 1.0 / (module.energy_net.v[0].item() * rho0**2)
+    y = torch.randn(32, 2, generator=torch.Generator().manual_seed(1))
+    mode = (y / sigma**2) / (prior_precision + 1.0 / sigma**2)
+    assert torch.allclose(module.denoise_images(y, sigma), mode, atol=1e-4)
+    with pytest.raises(FloatingPointError, match="non-finite"):  # the step that ignores the 1/ρ_0² factor
+        denoise(module.energy, y, sigma, method="map", steps=60, step_scale=0.8)
+
+
+def test_final_denoise_ends_generation_with_the_posterior_mean() -> None:
+    """final_denoise returns E[x_0 | x_1] = μ + m_1 v0/v_1 (x_1 − m_1 μ) of the annealed x_1: for Gaussian data its
+    law is N(μ, m_1² v0²/v_1), narrower than the data's v0 by the posterior variance."""
+    v0, mu = 0.5, 1.0
+    module = _gaussian_ladder_module(v0, mu, noise=0.3, num_levels=3, max_noise=0.7, sample_sampler=MALA(),
+                                     step_scale=0.3, final_denoise=True)
+    m1, s1 = float(module.marginal_mean[1]), float(module.marginal_std[1])
+    v1 = m1**2 * v0 + s1**2
+    n = 4000
+    x = module.sample(n, steps=150, generator=torch.Generator().manual_seed(0))
+    var = m1**2 * v0**2 / v1
+    assert var < 0.85 * v0  # the test separates the two laws
+    assert x.mean(0) == pytest.approx(torch.full((2,), mu), abs=5 * math.sqrt(var / n))
+    assert x.var(0) == pytest.approx(torch.full((2,), var), abs=5 * var * math.sqrt(2 / n))
+    with pytest.raises(ValueError, match="num_levels > 1"):
+        DCDModule(partial(EnergyMLP, hidden=8, depth=1), final_denoise=True)
+
+
+def test_test_report_denoises_through_the_model_denoiser() -> None:
+    """DenoisingPSNR calls the model's own denoiser when given one: a denoiser returning zeros scores
+    10 log10(4 / mean x²); DCDModule hands it denoise_images."""
+    from lit_gen.evaluation import DenoisingPSNR
+
+    x = torch.rand(16, 1, 4, 4, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    evaluator = DenoisingPSNR((0.2,), 16, "map", 1, 0.1, denoiser=lambda y, sigma, g: torch.zeros_like(y))
+    evaluator.start(None, "test")
+    evaluator.update(None, x, 0, "test")
+    report = evaluator.report(None)
+    assert report["psnr_denoised_s0.2"] == pytest.approx(10 * math.log10(4 / x.pow(2).mean().item()), rel=1e-5)
+    module = DCDModule(partial(ConvEnergyNet, channels=4, channel_mult=(1,)), (1, 8, 8), noise=0.1)
+    (psnr_eval,) = [e for e in module.energy_evaluators() if isinstance(e, DenoisingPSNR)]
+    assert psnr_eval.denoiser == module.denoise_images
