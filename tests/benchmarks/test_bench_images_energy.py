@@ -73,6 +73,7 @@ def test_tiny_run_writes_every_row_and_dcd_stops_by_time(bench: ModuleType, tmp_
     assert len(rows[0].split("|")) == len(rows[1].split("|")) == 13  # 11 cells: FD and the four AUROCs included
     assert all(0.0 <= out["results"][m]["ood"][k] <= 1.0 for m in out["results"] for k in bench.OOD_SETS)
     assert "Reading" in text and "nan" not in text
+    assert "DCDModule by its config's `denoise_method` (tweedie" in text  # each energy through its own denoiser
 
 
 def test_the_wall_clock_stops_after_the_batch_that_reaches_the_budget(bench: ModuleType) -> None:
