@@ -343,15 +343,10 @@ class DCDModule(EnergyModule):
         return x
 
     def _tweedie(self, x_t: Tensor, level: int, energy: Any) -> Tensor:
-        """``E[x_0 | x_t] = (x_t − σ_t² ∇E(x_t, t)) / m_t`` (Tweedie's formula for ``x_t = m_t x_0 + σ_t ε``)."""
-        with torch.inference_mode(False), torch.enable_grad():
-            z = x_t.detach().clone().requires_grad_(True)
-            (grad,) = torch.autograd.grad(energy(z).sum(), z)
-        out = (z.detach() - self.marginal_std[level] ** 2 * grad) / self.marginal_mean[level]
-        if not torch.isfinite(out).all():
-            raise FloatingPointError(f"final_denoise: the level-{level} energy's gradient is not finite at the "
-                                     "samples; check the energy for overflow or turn final_denoise off")
-        return out.detach()
+        """``E[x_0 | x_t] = (x_t − σ_t² ∇E(x_t, t)) / m_t`` (Tweedie's formula for ``x_t = m_t x_0 + σ_t ε``): the
+        ``tweedie`` denoiser of :func:`lit_gen.denoise.denoise` on ``y = x_t / m_t`` with noise ``σ_t / m_t``."""
+        m = self.marginal_mean[level]
+        return denoise(lambda z: energy(m * z), x_t / m, float(self.marginal_std[level] / m), method="tweedie")
 
     # -------------------------------------------------------------- denoising
     def denoise_level(self, sigma: float) -> int:
