@@ -89,7 +89,7 @@ if str(ROOT) not in sys.path:  # run as a script: `benchmarks` is a folder of th
 
 from benchmarks.bench_images import grid_png, mnist_tensors  # noqa: E402
 from lit_gen.denoise import denoise  # noqa: E402
-from lit_gen.evaluation import DenoisingPSNR  # noqa: E402
+from lit_gen.evaluation import DenoisingPSNR, energy_denoiser  # noqa: E402
 from lit_gen.metrics import (  # noqa: E402
     image_ood_sets,
     load_mnist_classifier,
@@ -229,8 +229,9 @@ def denoising_table(modules: dict[str, Any], test: Tensor, train: Tensor, settin
         out["noisy input clamped"][sigma] = psnr(torch.cat(ys).clamp(-1.0, 1.0), test)
         out["shrinkage baseline"][sigma] = psnr(torch.cat([shrinkage(y, mean, total_var, sigma) for y in ys]), test)
     for name, module in modules.items():
-        evaluator = DenoisingPSNR(SIGMAS, len(test), settings["method"], settings["steps"], settings["step_scale"],
-                                  denoiser=module.denoise_images if isinstance(module, DCDModule) else None)
+        denoiser = (module.denoise_images if isinstance(module, DCDModule)
+                    else energy_denoiser(module.energy, settings["method"], settings["steps"], settings["step_scale"]))
+        evaluator = DenoisingPSNR(SIGMAS, len(test), denoiser)
         module.eval()
         evaluator.start(module, "test")
         for i, x in enumerate(chunks):

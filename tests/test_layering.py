@@ -257,6 +257,19 @@ def test_no_citations_of_internal_documents() -> None:
     )
 
 
+def test_markdown_has_no_control_characters() -> None:
+    """A LaTeX command written through a non-raw Python string loses its backslash to an escape (``\\theta`` becomes a
+    tab and ``heta``, ``\\frac`` a form feed and ``rac``): the rendered maths is then wrong. No markdown file of the
+    project holds such characters."""
+    bad = re.compile("[\x00-\x09\x0b-\x1f\x7f]")  # all but the newline
+    found = []
+    for path in sorted([*ROOT.glob("*.md"), *ROOT.glob("docs/**/*.md"), *ROOT.glob("benchmarks/**/*.md")]):
+        for number, line in enumerate(path.read_text(encoding="utf-8").split("\n"), start=1):
+            if bad.search(line):
+                found.append(f"  {path.relative_to(ROOT).as_posix()}:{number}: {line.strip()[:100]!r}")
+    assert not found, "control characters (a lost LaTeX backslash?) in markdown:\n" + "\n".join(found)
+
+
 # ------------------------------------------------------------------------------------------ transitive reach
 def _module_path(name: str) -> Path | None:
     """The file of the longest prefix of ``name`` that is a module (``a.b.c`` may be the attribute ``c`` of ``a.b``)."""

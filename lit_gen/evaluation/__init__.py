@@ -8,7 +8,7 @@ A module lists its evaluators in ``configure_evaluators``; the base module runs 
 
 from lit_gen.evaluation.ais import AISLikelihood
 from lit_gen.evaluation.base import Evaluator
-from lit_gen.evaluation.denoising import DenoisingPSNR
+from lit_gen.evaluation.denoising import DenoisingPSNR, energy_denoiser
 from lit_gen.evaluation.energy import EnergyOOD, GridNLL
 from lit_gen.evaluation.fd_digits import FDDigits
 from lit_gen.evaluation.fd_mnist import FDMNIST
@@ -20,6 +20,6 @@ from lit_gen.evaluation.subsample import EvalSubsample, eval_seed, subsample_ind
 
 __all__ = [
     "AISLikelihood", "DenoisingPSNR", "EnergyOOD", "EvalSubsample", "Evaluator", "FDDigits", "FDMNIST",
-    "FlowLikelihood", "GridNLL", "JEMAccuracy", "SampleDistances", "eval_seed", "format_value",
+    "FlowLikelihood", "energy_denoiser", "GridNLL", "JEMAccuracy", "SampleDistances", "eval_seed", "format_value",
     "jem_logits_available", "subsample_indices", "write_report",
 ]

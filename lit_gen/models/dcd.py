@@ -73,6 +73,10 @@ class DCDModule(EnergyModule):
             there) through its weights. Gao et al. (2021) divide their network by each level's Langevin step
             for the same reason (docs/algorithms.md#noise-ladder). Energies grow by ``1/ρ_t²``: raise
             ``energy_bound`` with it.
+        level_weights: relative frequency of each level t = 0..L−1 in training (``None``: uniform). Each level's
+            DCD objective has its own minimiser, ``E(·, t) = −log p_t`` up to a constant, so a non-uniform choice
+            does not bias any level; it moves the shared network's capacity and the step budget to the levels
+            that need them (on MNIST, the widest top posterior; docs/algorithms.md#noise-ladder).
         sampler: recovery-posterior sampler (default: exact Langevin). A :class:`~lit_gen.mcmc.ReplicaExchange`
             tempers the whole posterior ``exp(−U/T_k)`` over its ladder (non-persistent: every batch has new
             posteriors); training then logs ``train/mcmc_swap_rate``
@@ -122,6 +126,7 @@ class DCDModule(EnergyModule):
         num_levels: int = 1,
         max_noise: float | None = None,
         level_scaling: bool = False,
+        level_weights: Sequence[float] | None = None,
         sampler: MCMCSampler | None = None,
         mcmc_steps: int = 5,
         step_scale: float | None = 0.1,
@@ -181,6 +186,7 @@ class DCDModule(EnergyModule):
         self.kernels = kernel_ladder(kernel, self.num_levels, noise, noise if max_noise is None else max_noise)
         self.marginal_mean, self.marginal_std = ladder_marginals(self.kernels)
         self.level_scaling = bool(level_scaling)
+        self.level_probs = self._level_probs(level_weights)
         widths = torch.tensor([k.posterior_scale for k in self.kernels], dtype=torch.float32)
         # w_t = 1/ρ_t²: the network's energy in the units of the kernel's own term ‖x̃/a − x‖²/(2ρ_t²)
         self.register_buffer("level_weight", widths ** -2 if self.level_scaling else torch.ones_like(widths),
@@ -201,6 +207,27 @@ class DCDModule(EnergyModule):
         self.denoise_step_scale = float(denoise_step_scale)
         self.denoise_num_images = int(denoise_num_images)
 
+    def _level_probs(self, weights: Sequence[float] | None) -> Tensor | None:
+        """The training distribution over levels from ``level_weights`` (``None``: uniform, drawn by ``randint``)."""
+        if weights is None:
+            return None
+        values = list(weights)
+        if len(values) != self.num_levels:
+            raise ValueError(f"level_weights needs one weight per level ({self.num_levels}), got {len(values)}: "
+                             f"{values}")
+        if any(isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0
+               for w in values) or sum(values) <= 0:
+            raise ValueError(f"level_weights must be finite non-negative numbers with a positive sum, got {values}")
+        probs = torch.tensor(values, dtype=torch.float64)
+        return (probs / probs.sum()).float()
+
+    def draw_level(self) -> int:
+        """The ladder level of one training batch: drawn from ``level_weights``, uniform without them (0 off a
+        ladder)."""
+        if self.level_probs is not None:
+            return int(torch.multinomial(self.level_probs, 1))
+        return int(torch.randint(self.num_levels, ())) if self.num_levels > 1 else 0
+
     # ------------------------------------------------------------------ energy
     def energy(self, x: Tensor, t: Tensor | int = 0, y: Tensor | None = None) -> Tensor:
         """``E(x)`` (``num_levels = 1``) or ``E(x, t)`` (t: int or ``(B,)`` float level), shape ``(B,)``; with
@@ -220,7 +247,7 @@ class DCDModule(EnergyModule):
         x0, y = self.check_labelled_batch(batch)
         if y is not None:
             y = drop_labels(y, self.label_dropout, self.num_classes)
-        level = int(torch.randint(self.num_levels, ())) if self.num_levels > 1 else 0
+        level = self.draw_level()
         kernel = self.kernels[level]
         x_pos = x0
         if level > 0:
@@ -265,13 +292,17 @@ class DCDModule(EnergyModule):
     # ---------------------------------------------------------------- sampling
     def sample(
         self, n: int, steps: int | None = None, generator: torch.Generator | None = None, init: Tensor | None = None,
-        y: Tensor | int | None = None, guidance_scale: float | None = None,
+        y: Tensor | int | None = None, guidance_scale: float | None = None, start_level: int | None = None,
     ) -> Tensor:
         """Draw ``n`` samples.
 
         ``num_levels = 1``: ``steps`` (default ``sample_steps``) of ``sample_sampler`` on E from uniform points of
         the init box (or ``init``). ``num_levels > 1``: annealed generation down the ladder, ``steps`` posterior
         steps per level, from a Gaussian moment-matched to the top level's marginal (or ``init``).
+
+        ``start_level`` (ladder only, default the top ``L``): the level ``s`` of ``init`` (or of the moment-matched
+        Gaussian), so annealing runs the levels ``s − 1 … 0`` only. With ``init = m_s x_0 + σ_s ε`` for real data
+        ``x_0`` this asks which level breaks generation: the levels below ``s`` see their true input law.
         """
         if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
             raise ValueError(f"number of samples must be a positive int, got {n!r}")
@@ -280,6 +311,13 @@ class DCDModule(EnergyModule):
             raise ValueError(f"steps must be a positive number of MCMC steps, got {steps}")
         if init is None:
             self.require_init_box()
+        if start_level is not None:
+            if self.num_levels == 1:
+                raise ValueError("start_level needs a noise ladder (num_levels > 1)")
+            if isinstance(start_level, bool) or not isinstance(start_level, int) \
+                    or not 1 <= start_level <= self.num_levels:
+                raise ValueError(f"start_level must be a level of the ladder in 1..{self.num_levels} (the level of "
+                                 f"init), got {start_level!r}")
         labels = None
         w = self.guidance_scale if guidance_scale is None else float(guidance_scale)
         if y is not None:
@@ -297,7 +335,8 @@ class DCDModule(EnergyModule):
                 if labels is not None and isinstance(self.sample_sampler, ReplicaExchange):
                     energy = per_chain_energy(lambda m: self._guided(0, tile_chains(labels, m), w), x.shape[0])
                 return self.sample_sampler.run(energy, x, steps, generator=generator).x
-            return self._anneal(n, steps, generator, init, labels, w)
+            return self._anneal(n, steps, generator, init, labels, w,
+                                self.num_levels if start_level is None else start_level)
         finally:
             self.train(was_training)
 
@@ -323,8 +362,8 @@ class DCDModule(EnergyModule):
         return lambda z: (1.0 - w) * self.energy(z, level, null) + w * self.energy(z, level, y)
 
     def _anneal(self, n: int, steps: int, generator: torch.Generator | None, init: Tensor | None,
-                labels: Tensor | None = None, w: float = 1.0) -> Tensor:
-        top = self.num_levels
+                labels: Tensor | None = None, w: float = 1.0, top: int | None = None) -> Tensor:
+        top = self.num_levels if top is None else top
         if init is None:
             mean = self.marginal_mean[top] * self.data_mean
             std = torch.sqrt((self.marginal_mean[top] * self.data_std) ** 2 + self.marginal_std[top] ** 2)
@@ -382,7 +421,5 @@ class DCDModule(EnergyModule):
         :meth:`denoise_images`), then the energy report of :class:`~lit_gen.models.EnergyModule`."""
         evaluators: list[Evaluator] = []
         if self.denoise_sigmas:
-            evaluators.append(DenoisingPSNR(self.denoise_sigmas, self.denoise_num_images, self.denoise_method,
-                                            self.denoise_steps, self.denoise_step_scale,
-                                            denoiser=self.denoise_images))
+            evaluators.append(DenoisingPSNR(self.denoise_sigmas, self.denoise_num_images, self.denoise_images))
         return evaluators + super().energy_evaluators()

@@ -134,6 +134,39 @@ def test_annealed_generation_down_the_ladder_recovers_gaussian_data() -> None:
     assert x.var(0) == pytest.approx(torch.full((2,), v0), abs=5 * v0 * math.sqrt(2 / n))
 
 
+def test_annealing_from_a_middle_level_with_its_true_marginal() -> None:
+    """start_level = s with init ~ the level-s marginal runs only the levels below s and returns the data law."""
+    v0, mu = 0.5, 1.0
+    module = DCDModule(partial(TimeEnergyMLP, hidden=16, depth=1), kernel="vp", noise=0.3, num_levels=4,
+                       max_noise=0.7, sample_sampler=MALA(), step_scale=0.3, init_low=-3.0, init_high=3.0)
+    means, stds = module.marginal_mean, module.marginal_std
+    variances = [means[t] ** 2 * v0 + stds[t] ** 2 for t in range(4)]
+    module.energy_net = GaussianLadderEnergy(mu, variances, means[:4])
+    module.data_mean.fill_(mu)
+    module.data_std.fill_(math.sqrt(v0))
+    n, start = 4000, 2
+    g = torch.Generator().manual_seed(0)
+    init = means[start] * mu + math.sqrt(variances[start]) * torch.randn(n, 2, generator=g)
+    calls: list[int] = []
+    energy = module.energy
+
+    def spy(x: Tensor, t: Tensor | int = 0, y: Tensor | None = None) -> Tensor:
+        calls.append(int(t) if isinstance(t, int) else int(t[0]))
+        return energy(x, t, y)
+
+    module.energy = spy  # type: ignore[method-assign]
+    x = module.sample(n, steps=150, generator=g, init=init, start_level=start)
+    assert set(calls) == {0, 1}  # the levels below the start only
+    assert x.mean(0) == pytest.approx(torch.full((2,), mu), abs=5 * math.sqrt(v0 / n))
+    assert x.var(0) == pytest.approx(torch.full((2,), v0), abs=5 * v0 * math.sqrt(2 / n))
+    for bad in (0, 5, 1.5, True):
+        with pytest.raises(ValueError, match="start_level must be a level of the ladder in 1..4"):
+            module.sample(4, init=init[:4], start_level=bad)  # type: ignore[arg-type]
+    flat = DCDModule(partial(EnergyMLP, hidden=8, depth=1), init_low=-1.0, init_high=1.0)
+    with pytest.raises(ValueError, match="start_level needs a noise ladder"):
+        flat.sample(4, start_level=1)
+
+
 def test_ladder_trains_and_samples(tmp_path: Path) -> None:
     L.seed_everything(0)
     dm = Toy2DDataModule(name="8gaussians", n_train=512, n_val=64, n_test=256, batch_size=64)
@@ -146,6 +179,47 @@ def test_ladder_trains_and_samples(tmp_path: Path) -> None:
     fresh = DCDModule(partial(TimeEnergyMLP, hidden=32, depth=2), kernel="ve", noise=0.2, num_levels=4, max_noise=2.0)
     fresh.load_state_dict(state)
     assert bool(fresh.stats_ready) and torch.equal(fresh.box_low, module.box_low)
+
+
+def test_level_weights_set_how_often_each_level_trains() -> None:
+    net = partial(TimeEnergyMLP, hidden=8, depth=1)
+    module = DCDModule(net, kernel="ve", noise=0.2, num_levels=3, max_noise=2.0, level_weights=[0.0, 3.0, 1.0])
+    torch.manual_seed(0)
+    n = 4000
+    draws = torch.tensor([module.draw_level() for _ in range(n)])
+    assert int((draws == 0).sum()) == 0  # weight 0: never trained
+    # share of level 1 is 3/4; binomial SE sqrt(p(1 − p)/n), 5 SE
+    assert float((draws == 1).float().mean()) == pytest.approx(0.75, abs=5 * math.sqrt(0.75 * 0.25 / n))
+    uniform = DCDModule(net, kernel="ve", noise=0.2, num_levels=3, max_noise=2.0)
+    torch.manual_seed(0)
+    first = [uniform.draw_level() for _ in range(20)]
+    torch.manual_seed(0)
+    assert first == [int(torch.randint(3, ())) for _ in range(20)]  # no weights: the uniform draw of before
+
+
+def test_training_uses_only_the_weighted_levels() -> None:
+    L.seed_everything(0)
+    dm = Toy2DDataModule(name="8gaussians", n_train=256, n_val=64, n_test=64, batch_size=64)
+    module = DCDModule(partial(TimeEnergyMLP, hidden=16, depth=1), kernel="ve", noise=0.2, num_levels=4,
+                       max_noise=2.0, mcmc_steps=2, sample_steps=2, level_weights=[0, 0, 0, 1])
+    seen: set[int] = set()
+    energy = module.energy
+
+    def spy(x: Tensor, t: Tensor | int = 0, y: Tensor | None = None) -> Tensor:
+        seen.update({int(t)} if isinstance(t, int) else set(t.round().long().tolist()))
+        return energy(x, t, y)
+
+    module.energy = spy  # type: ignore[method-assign]
+    _trainer(max_steps=6).fit(module, dm)
+    assert seen == {3}
+
+
+def test_bad_level_weights_are_named() -> None:
+    net = partial(TimeEnergyMLP, hidden=8, depth=1)
+    for weights, match in (([1.0, 1.0], "one weight per level"), ([1.0, -1.0, 1.0], "non-negative"),
+                           ([0.0, 0.0, 0.0], "positive sum"), ([1.0, float("nan"), 1.0], "finite")):
+        with pytest.raises(ValueError, match=match):
+            DCDModule(net, kernel="ve", noise=0.2, num_levels=3, max_noise=2.0, level_weights=weights)
 
 
 def _nll_gap(steps: int) -> float:
@@ -377,7 +451,7 @@ def test_test_report_denoises_through_the_model_denoiser() -> None:
     from lit_gen.evaluation import DenoisingPSNR
 
     x = torch.rand(16, 1, 4, 4, generator=torch.Generator().manual_seed(0)) * 2 - 1
-    evaluator = DenoisingPSNR((0.2,), 16, "map", 1, 0.1, denoiser=lambda y, sigma, g: torch.zeros_like(y))
+    evaluator = DenoisingPSNR((0.2,), 16, lambda y, sigma, g: torch.zeros_like(y))
     evaluator.start(None, "test")
     evaluator.update(None, x, 0, "test")
     report = evaluator.report(None)
