@@ -335,8 +335,7 @@ class DCDModule(EnergyModule):
                 if labels is not None and isinstance(self.sample_sampler, ReplicaExchange):
                     energy = per_chain_energy(lambda m: self._guided(0, tile_chains(labels, m), w), x.shape[0])
                 return self.sample_sampler.run(energy, x, steps, generator=generator).x
-            return self._anneal(n, steps, generator, init, labels, w,
-                                self.num_levels if start_level is None else start_level)
+            return self._anneal(n, steps, generator, init, labels, w, start_level)
         finally:
             self.train(was_training)
 

@@ -117,15 +117,22 @@ def test_k1_and_k5_module_gradients_agree_at_small_step() -> None:
     assert torch.allclose(grads[0], grads[1], atol=0.03)
 
 
-def test_annealed_generation_down_the_ladder_recovers_gaussian_data() -> None:
-    v0, mu = 0.5, 1.0
-    module = DCDModule(partial(TimeEnergyMLP, hidden=16, depth=1), kernel="vp", noise=0.3, num_levels=3,
+def _exact_gaussian_ladder(num_levels: int, mu: float, v0: float) -> tuple[DCDModule, list[float]]:
+    """A VP ladder (sqrt(β) 0.3 → 0.7, MALA generation) whose energies are the exact marginals of N(μ, v0 I) data,
+    and the level variances ``m_t² v0 + σ_t²``."""
+    module = DCDModule(partial(TimeEnergyMLP, hidden=16, depth=1), kernel="vp", noise=0.3, num_levels=num_levels,
                        max_noise=0.7, sample_sampler=MALA(), step_scale=0.3, init_low=-3.0, init_high=3.0)
     means, stds = module.marginal_mean, module.marginal_std
-    variances = [means[t] ** 2 * v0 + stds[t] ** 2 for t in range(3)]
-    module.energy_net = GaussianLadderEnergy(mu, variances, means[:3])
+    variances = [means[t] ** 2 * v0 + stds[t] ** 2 for t in range(num_levels)]
+    module.energy_net = GaussianLadderEnergy(mu, variances, means[:num_levels])
     module.data_mean.fill_(mu)
     module.data_std.fill_(math.sqrt(v0))
+    return module, variances
+
+
+def test_annealed_generation_down_the_ladder_recovers_gaussian_data() -> None:
+    v0, mu = 0.5, 1.0
+    module, _ = _exact_gaussian_ladder(3, mu, v0)
     n = 4000
     x = module.sample(n, steps=150, generator=torch.Generator().manual_seed(0))
     assert x.shape == (n, 2)
@@ -137,16 +144,10 @@ def test_annealed_generation_down_the_ladder_recovers_gaussian_data() -> None:
 def test_annealing_from_a_middle_level_with_its_true_marginal() -> None:
     """start_level = s with init ~ the level-s marginal runs only the levels below s and returns the data law."""
     v0, mu = 0.5, 1.0
-    module = DCDModule(partial(TimeEnergyMLP, hidden=16, depth=1), kernel="vp", noise=0.3, num_levels=4,
-                       max_noise=0.7, sample_sampler=MALA(), step_scale=0.3, init_low=-3.0, init_high=3.0)
-    means, stds = module.marginal_mean, module.marginal_std
-    variances = [means[t] ** 2 * v0 + stds[t] ** 2 for t in range(4)]
-    module.energy_net = GaussianLadderEnergy(mu, variances, means[:4])
-    module.data_mean.fill_(mu)
-    module.data_std.fill_(math.sqrt(v0))
+    module, variances = _exact_gaussian_ladder(4, mu, v0)
     n, start = 4000, 2
     g = torch.Generator().manual_seed(0)
-    init = means[start] * mu + math.sqrt(variances[start]) * torch.randn(n, 2, generator=g)
+    init = module.marginal_mean[start] * mu + math.sqrt(variances[start]) * torch.randn(n, 2, generator=g)
     calls: list[int] = []
     energy = module.energy
 
